@@ -1,0 +1,98 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Avatar",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "avatar", targets: ["AvatarCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        // Domain types, settings and the error protocol every module shares.
+        .target(
+            name: "AvatarCore",
+            dependencies: [
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // Clients for the out-of-process engines and the supervisor that runs them.
+        .target(
+            name: "AvatarEngines",
+            dependencies: [
+                "AvatarCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // SQLite persistence (GRDB) with migrations.
+        .target(
+            name: "AvatarStore",
+            dependencies: [
+                "AvatarCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        // Memory LRU + Redis (RESP over SwiftNIO) cache.
+        .target(
+            name: "AvatarCache",
+            dependencies: [
+                "AvatarCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // Provisioning (`avatar setup`) and diagnostics (`avatar doctor`).
+        .target(
+            name: "AvatarSetup",
+            dependencies: ["AvatarCore"]
+        ),
+        // The Hummingbird application: routes, middleware, health.
+        .target(
+            name: "AvatarServer",
+            dependencies: [
+                "AvatarCore", "AvatarEngines", "AvatarStore", "AvatarCache",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "AvatarCLI",
+            dependencies: [
+                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarSetup", "AvatarStore", "AvatarCache",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "AvatarTests",
+            dependencies: [
+                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarStore", "AvatarCache", "AvatarSetup",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,40 @@
+import ArgumentParser
+import AvatarCore
+import AvatarServer
+import Foundation
+import Logging
+
+@main
+struct AvatarCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "avatar",
+        abstract: "A self-hosted conversational digital avatar: one photo, a voice, a persona.",
+        discussion: """
+        Configuration: defaults < $AVATAR_HOME/config.json (or AVATAR_CONFIG) < AVATAR_* environment variables.
+        See README.md for every key.
+        """,
+        version: avatarVersion,
+        subcommands: [Serve.self, Setup.self, Doctor.self, Bench.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+/// Loads the settings or exits with the one-line reason (status 2).
+func loadSettings(environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> AvatarSettings {
+    do {
+        return try await AvatarSettings.load(environment: environment)
+    } catch let error as any AvatarError {
+        fail(error.userMessage, code: 2)
+    }
+}
+
+/// Prints `avatar: message` on stderr and exits.
+func fail(_ message: String, code: Int32 = 1) -> Never {
+    FileHandle.standardError.write(Data("avatar: \(message)\n".utf8))
+    exit(code)
+}
+
+func bootstrapLogging(_ settings: AvatarSettings) -> Logger {
+    LogSetup.bootstrap(format: settings.logFormat, level: Logger.Level(rawValue: settings.logLevel) ?? .info)
+    return Logger(label: "avatar")
+}

@@ -1,0 +1,137 @@
+import AsyncHTTPClient
+import Foundation
+
+/// A transcript as the engine host returns it (OpenAI `verbose_json` plus the language probability).
+public struct Transcription: Codable, Sendable, Equatable {
+    /// One timed piece of the transcript.
+    public struct Segment: Codable, Sendable, Equatable {
+        public var id: Int
+        public var start: Double
+        public var end: Double
+        public var text: String
+    }
+
+    public var text: String
+    /// ISO 639-1 code of the spoken (or requested) language.
+    public var language: String
+    /// How sure the model was of `language`, 0…1 (1 when the language was given).
+    public var languageProbability: Double
+    /// Length of the audio in seconds.
+    public var duration: Double
+    public var segments: [Segment]
+}
+
+/// A synthesis voice the engine host offers.
+public struct Voice: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    /// ISO 639-1 code.
+    public var language: String
+    public var gender: String
+    /// The engine behind it (piper, festival, espeak-ng).
+    public var engine: String
+    public var sampleRate: Int?
+}
+
+/// One face's 478 landmarks and what MediaPipe derives from them.
+public struct FaceLandmarks: Codable, Sendable {
+    public struct HeadPose: Codable, Sendable, Equatable {
+        /// Degrees.
+        public var yaw: Double
+        public var pitch: Double
+        public var roll: Double
+    }
+
+    public struct Box: Codable, Sendable, Equatable {
+        public var x: Double
+        public var y: Double
+        public var width: Double
+        public var height: Double
+
+        public func contains(x px: Double, y py: Double) -> Bool {
+            px >= x && px <= x + width && py >= y && py <= y + height
+        }
+    }
+
+    public var width: Int
+    public var height: Int
+    /// How many faces were found (the landmarks are of one: the only or the largest).
+    public var faces: Int
+    /// `[x, y, z]` per point; x and y in pixels of the input image.
+    public var landmarks: [[Double]]
+    public var blendshapes: [String: Double]
+    public var headPose: HeadPose
+    public var faceBox: Box
+    public var warnings: [String]?
+}
+
+/// What the engine host says about itself on `/health`.
+public struct EngineHostHealth: Codable, Sendable {
+    public var status: String
+    public var version: String?
+}
+
+/// Client for the Python engine host: OpenAI audio API (ASR, TTS) and face landmarks.
+public struct EngineHostClient: Sendable {
+    /// What to do when a photo holds several faces.
+    public enum MultipleFaces: String, Sendable {
+        /// Fail with `multiple_faces`.
+        case error
+        /// Use the largest face and add a warning.
+        case largest
+    }
+
+    let http: EngineHTTP
+
+    public init(endpoint: any EngineEndpoint, client: HTTPClient, timeout: Double) {
+        http = EngineHTTP(endpoint: endpoint, client: client, timeout: timeout)
+    }
+
+    public func health() async throws -> EngineHostHealth {
+        let response = try await http.send(.GET, "/health", timeout: 5)
+        return try http.decode(EngineHostHealth.self, from: response.body)
+    }
+
+    /// Transcribes audio in any container ffmpeg reads. `language` nil lets the model detect it.
+    public func transcribe(audio: Data, filename: String = "audio.wav", language: String? = nil) async throws -> Transcription {
+        var form = MultipartForm()
+        form.addField("model", "whisper-base")
+        form.addField("response_format", "verbose_json")
+        if let language { form.addField("language", language) }
+        form.addFile("file", filename: filename, contentType: "application/octet-stream", data: audio)
+        let response = try await http.send(.POST, "/v1/audio/transcriptions", body: form.finished(), contentType: form.contentType)
+        return try http.decode(Transcription.self, from: response.body)
+    }
+
+    /// Synthesises `text` with a voice from `voices()`; returns a WAV file.
+    public func speech(text: String, voice: String, speed: Double = 1.0) async throws -> Data {
+        struct Request: Encodable {
+            var model = "tts-1"
+            var input: String
+            var voice: String
+            var responseFormat = "wav"
+            var speed: Double
+        }
+        let body = try JSONEncoder.engine.encode(Request(input: text, voice: voice, speed: speed))
+        let response = try await http.send(.POST, "/v1/audio/speech", body: body, contentType: "application/json")
+        guard response.body.count > 44 else {
+            throw EngineError.invalidResponse(engine: http.engine, reason: "no audio for non-empty text")
+        }
+        return response.body
+    }
+
+    public func voices() async throws -> [Voice] {
+        struct List: Decodable { var voices: [Voice] }
+        let response = try await http.send(.GET, "/v1/voices", timeout: 10)
+        return try http.decode(List.self, from: response.body).voices
+    }
+
+    /// Finds the face in an image (any format Pillow decodes).
+    public func landmarks(image: Data, filename: String = "photo", multiple: MultipleFaces = .error) async throws -> FaceLandmarks {
+        var form = MultipartForm()
+        form.addField("multiple", multiple.rawValue)
+        form.addFile("file", filename: filename, contentType: "application/octet-stream", data: image)
+        let response = try await http.send(.POST, "/v1/face/landmarks", body: form.finished(), contentType: form.contentType)
+        return try http.decode(FaceLandmarks.self, from: response.body)
+    }
+}

@@ -1,0 +1,271 @@
+import AvatarCore
+import Foundation
+import Logging
+
+/// How to start one engine as a child process.
+public struct ProcessSpec: Sendable {
+    /// Short name used in `/readyz`, logs and errors (`engine-host`, `llm`, `redis`).
+    public var name: String
+    public var executable: String
+    /// The command-line arguments for a given loopback port.
+    public var arguments: @Sendable (_ port: Int) -> [String]
+    /// Added to the parent's environment.
+    public var environment: [String: String]
+    /// Where the child's stdout and stderr go (appended).
+    public var logFile: String
+    /// Answers whether the engine on `port` serves requests.
+    public var probe: @Sendable (_ port: Int) async -> Bool
+    /// How long the engine may take from spawn to a passing probe.
+    public var startTimeout: Double
+
+    public init(
+        name: String, executable: String, arguments: @escaping @Sendable (Int) -> [String],
+        environment: [String: String] = [:], logFile: String,
+        probe: @escaping @Sendable (Int) async -> Bool, startTimeout: Double
+    ) {
+        self.name = name
+        self.executable = executable
+        self.arguments = arguments
+        self.environment = environment
+        self.logFile = logFile
+        self.probe = probe
+        self.startTimeout = startTimeout
+    }
+}
+
+/// Timing knobs of supervision; tests shorten them.
+public struct SupervisionPolicy: Sendable {
+    /// First wait before a restart; doubles per consecutive failure up to `maxBackoff`.
+    public var initialBackoff: Double = 0.5
+    public var maxBackoff: Double = 30
+    /// A run that stayed ready this long resets the backoff.
+    public var stableAfter: Double = 30
+    /// Liveness probe period while ready; this many misses in a row restart the engine.
+    public var livenessInterval: Double = 5
+    public var livenessFailures: Int = 3
+    /// Grace period between SIGTERM and SIGKILL on stop.
+    public var stopGrace: Double = 5
+
+    public init() {}
+}
+
+/// One supervised child process: spawned on a free loopback port, probed until ready, restarted with
+/// exponential backoff when it exits or stops answering, and stopped on shutdown.
+public actor ManagedEngine: EngineEndpoint {
+    public nonisolated let engineName: String
+    let spec: ProcessSpec
+    let policy: SupervisionPolicy
+    let logger: Logger
+
+    private var state: ComponentStatus.State = .starting
+    private var reason: String? = "not started yet"
+    private var port: Int?
+    private var process: Process?
+    private var restarts = 0
+    private var lastExit: String?
+
+    public init(spec: ProcessSpec, policy: SupervisionPolicy = SupervisionPolicy(), logger: Logger) {
+        self.engineName = spec.name
+        self.spec = spec
+        self.policy = policy
+        var logger = logger
+        logger[metadataKey: "engine"] = .string(spec.name)
+        self.logger = logger
+    }
+
+    public func resolve() async throws -> String {
+        guard state == .ready, let port else {
+            throw EngineError.unavailable(engine: engineName, reason: reason ?? "\(state.rawValue)")
+        }
+        return "http://127.0.0.1:\(port)"
+    }
+
+    /// The current state for `/readyz`.
+    public func status() -> ComponentStatus {
+        var details: [String: String] = ["restarts": String(restarts)]
+        if let port { details["url"] = "http://127.0.0.1:\(port)" }
+        if let process, process.isRunning { details["pid"] = String(process.processIdentifier) }
+        if let lastExit { details["last_exit"] = lastExit }
+        return ComponentStatus(name: engineName, state: state, reason: state == .ready ? nil : reason, details: details)
+    }
+
+    /// The child's process id while it runs.
+    public func pid() -> Int32? {
+        guard let process, process.isRunning else { return nil }
+        return process.processIdentifier
+    }
+
+    /// Supervises until cancelled, then stops the child.
+    func run() async {
+        var backoff = policy.initialBackoff
+        while !Task.isCancelled {
+            let started = ContinuousClock.now
+            let outcome = await runOnce()
+            if Task.isCancelled { break }
+            restarts += 1
+            if ContinuousClock.now - started > .seconds(policy.stableAfter) { backoff = policy.initialBackoff }
+            state = .down
+            reason = "\(outcome); restarting in \(String(format: "%.1f", backoff)) s (restart \(restarts))"
+            logger.warning("engine stopped, restarting", metadata: ["reason": .string(outcome), "backoff_s": .stringConvertible(backoff)])
+            try? await Task.sleep(for: .seconds(backoff))
+            backoff = min(backoff * 2, policy.maxBackoff)
+        }
+        await stopChild()
+        state = .down
+        reason = "stopped"
+    }
+
+    /// Runs one life of the child: spawn, wait for ready, watch. Returns why it ended.
+    private func runOnce() async -> String {
+        // A fresh port per life: a dying predecessor may still hold the old one.
+        let port = PortAllocator.freeLoopbackPort()
+        self.port = port
+        state = .starting
+        reason = "starting (loading models)"
+        let exit = ExitSignal()
+        do {
+            try spawn(port: port, exit: exit)
+        } catch {
+            return "cannot start \(spec.executable): \(error.localizedDescription)"
+        }
+        logger.info("engine started", metadata: ["pid": .stringConvertible(process?.processIdentifier ?? 0), "port": .stringConvertible(port)])
+
+        let deadline = ContinuousClock.now + .seconds(spec.startTimeout)
+        var ready = false
+        while !Task.isCancelled, ContinuousClock.now < deadline {
+            if let status = exit.status { return describeExit(status, duringStart: true) }
+            if await spec.probe(port) { ready = true; break }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        if Task.isCancelled { return "cancelled" }
+        guard ready else {
+            await stopChild()
+            return "not ready within \(Int(spec.startTimeout)) s (see \(spec.logFile))"
+        }
+        state = .ready
+        reason = nil
+        logger.info("engine ready", metadata: ["url": .string("http://127.0.0.1:\(port)")])
+
+        var misses = 0
+        while !Task.isCancelled {
+            if let status = exit.status { return describeExit(status, duringStart: false) }
+            try? await Task.sleep(for: .milliseconds(250))
+            if exit.status == nil, exit.shouldProbe(every: policy.livenessInterval) {
+                if await spec.probe(port) {
+                    misses = 0
+                } else {
+                    misses += 1
+                    if misses >= policy.livenessFailures {
+                        await stopChild()
+                        return "stopped answering its health check"
+                    }
+                }
+            }
+        }
+        return "cancelled"
+    }
+
+    private func spawn(port: Int, exit: ExitSignal) throws {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: (spec.logFile as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        if !fm.fileExists(atPath: spec.logFile) { _ = fm.createFile(atPath: spec.logFile, contents: nil) }
+        guard let log = FileHandle(forWritingAtPath: spec.logFile) else {
+            throw EngineError.unavailable(engine: engineName, reason: "cannot write its log file \(spec.logFile)")
+        }
+        log.seekToEndOfFile()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: spec.executable)
+        process.arguments = spec.arguments(port)
+        var environment = ProcessInfo.processInfo.environment
+        for (key, value) in spec.environment { environment[key] = value }
+        process.environment = environment
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = log
+        process.standardError = log
+        process.terminationHandler = { child in
+            exit.set(child.terminationStatus, reason: child.terminationReason == .uncaughtSignal ? "signal" : "exit")
+        }
+        try process.run()
+        try? log.close()
+        self.process = process
+    }
+
+    private func describeExit(_ status: (Int32, String), duringStart: Bool) -> String {
+        let what = status.1 == "signal" ? "was killed by signal \(status.0)" : "exited with status \(status.0)"
+        let last = Self.lastLine(of: spec.logFile)
+        lastExit = what
+        process = nil
+        return (duringStart ? "\(what) while starting" : what) + (last.map { ": \($0)" } ?? "")
+    }
+
+    /// SIGTERM, then SIGKILL after the grace period.
+    private func stopChild() async {
+        guard let process, process.isRunning else { self.process = nil; return }
+        let pid = process.processIdentifier
+        kill(pid, SIGTERM)
+        let deadline = ContinuousClock.now + .seconds(policy.stopGrace)
+        while process.isRunning, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        if process.isRunning {
+            logger.warning("engine ignored SIGTERM; killing", metadata: ["pid": .stringConvertible(pid)])
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+        }
+        self.process = nil
+    }
+
+    static func lastLine(of path: String) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        let size = handle.seekToEndOfFile()
+        handle.seek(toFileOffset: size > 2048 ? size - 2048 : 0)
+        let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+        return text.split(separator: "\n").last.map { String($0.prefix(300)) }
+    }
+}
+
+/// Set from Foundation's termination handler thread, read by the supervising actor.
+final class ExitSignal: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: (Int32, String)?
+    private var lastProbe = ContinuousClock.now
+
+    var status: (Int32, String)? { lock.withLock { value } }
+
+    func set(_ status: Int32, reason: String) {
+        lock.withLock { value = (status, reason) }
+    }
+
+    /// True once per `interval` seconds.
+    func shouldProbe(every interval: Double) -> Bool {
+        lock.withLock {
+            guard ContinuousClock.now - lastProbe >= .seconds(interval) else { return false }
+            lastProbe = ContinuousClock.now
+            return true
+        }
+    }
+}
+
+/// Picks free TCP ports on the loopback interface.
+public enum PortAllocator {
+    /// A port that was free a moment ago (the kernel's choice for port 0).
+    public static func freeLoopbackPort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return 18000 + Int.random(in: 0..<2000) }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        guard bound == 0 else { return 18000 + Int.random(in: 0..<2000) }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}

@@ -1,0 +1,135 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+
+/// One chat message in OpenAI's shape.
+public struct ChatMessage: Codable, Sendable, Equatable {
+    public var role: String
+    public var content: String
+
+    public init(role: String, content: String) {
+        self.role = role
+        self.content = content
+    }
+
+    public static func system(_ text: String) -> ChatMessage { ChatMessage(role: "system", content: text) }
+    public static func user(_ text: String) -> ChatMessage { ChatMessage(role: "user", content: text) }
+    public static func assistant(_ text: String) -> ChatMessage { ChatMessage(role: "assistant", content: text) }
+}
+
+/// Sampling options for a chat completion.
+public struct ChatOptions: Sendable {
+    public var maxTokens: Int
+    public var temperature: Double
+
+    public init(maxTokens: Int = 256, temperature: Double = 0.7) {
+        self.maxTokens = maxTokens
+        self.temperature = temperature
+    }
+}
+
+/// Client for any OpenAI-compatible `/v1/chat/completions` server (the embedded llama-cpp-python
+/// server, vLLM, LM Studio, OpenAI itself), streaming with server-sent events.
+public struct OpenAIChatClient: Sendable {
+    let http: EngineHTTP
+    let model: String
+    let apiKey: String?
+
+    public init(endpoint: any EngineEndpoint, client: HTTPClient, model: String, apiKey: String? = nil, timeout: Double) {
+        http = EngineHTTP(endpoint: endpoint, client: client, timeout: timeout)
+        self.model = model
+        self.apiKey = apiKey
+    }
+
+    /// Streams the reply's text deltas as they are generated.
+    public func stream(_ messages: [ChatMessage], options: ChatOptions = ChatOptions()) -> AsyncThrowingStream<String, any Error> {
+        AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    let response = try await http.stream(.POST, "/v1/chat/completions", body: try requestBody(messages, options, stream: true), contentType: "application/json")
+                    var parser = ServerSentEventParser()
+                    for try await chunk in response.body {
+                        for event in parser.feed(chunk) {
+                            if event == "[DONE]" {
+                                continuation.finish()
+                                return
+                            }
+                            if let delta = try parseDelta(event) {
+                                continuation.yield(delta)
+                            }
+                        }
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: http.mapTransport(error, seconds: http.timeout))
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    /// The whole reply at once.
+    public func complete(_ messages: [ChatMessage], options: ChatOptions = ChatOptions()) async throws -> String {
+        var text = ""
+        for try await delta in stream(messages, options: options) { text += delta }
+        return text
+    }
+
+    func requestBody(_ messages: [ChatMessage], _ options: ChatOptions, stream: Bool) throws -> Data {
+        let object: [String: Any] = [
+            "model": model,
+            "messages": messages.map { ["role": $0.role, "content": $0.content] },
+            "stream": stream,
+            "max_tokens": options.maxTokens,
+            "temperature": options.temperature,
+        ]
+        return try JSONSerialization.data(withJSONObject: object)
+    }
+
+    func parseDelta(_ data: String) throws -> String? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any] else {
+            throw EngineError.invalidResponse(engine: http.engine, reason: "stream event is not JSON: \(data.prefix(200))")
+        }
+        if let error = object["error"] {
+            let message = (error as? [String: Any])?["message"] as? String ?? "\(error)"
+            throw EngineError.rejected(engine: http.engine, status: 500, code: nil, message: message)
+        }
+        guard let choices = object["choices"] as? [[String: Any]], let first = choices.first else { return nil }
+        let delta = first["delta"] as? [String: Any]
+        return delta?["content"] as? String
+    }
+}
+
+/// Splits a `text/event-stream` body into the `data:` payloads of its events, across chunk boundaries.
+public struct ServerSentEventParser: Sendable {
+    private var pending = ""
+    private var dataLines: [String] = []
+
+    public init() {}
+
+    /// Adds received bytes; returns the data of every event completed by them.
+    public mutating func feed(_ buffer: ByteBuffer) -> [String] {
+        feed(String(buffer: buffer))
+    }
+
+    public mutating func feed(_ text: String) -> [String] {
+        pending += text
+        var events: [String] = []
+        while let newline = pending.firstIndex(where: { $0 == "\n" || $0 == "\r\n" }) {
+            var line = String(pending[..<newline])
+            pending = String(pending[pending.index(after: newline)...])
+            if line.hasSuffix("\r") { line.removeLast() }
+            if line.isEmpty {
+                if !dataLines.isEmpty {
+                    events.append(dataLines.joined(separator: "\n"))
+                    dataLines.removeAll()
+                }
+            } else if line.hasPrefix("data:") {
+                var value = line.dropFirst(5)
+                if value.first == " " { value = value.dropFirst() }
+                dataLines.append(String(value))
+            }
+        }
+        return events
+    }
+}

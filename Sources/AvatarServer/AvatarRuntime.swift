@@ -1,0 +1,78 @@
+import AsyncHTTPClient
+import AvatarCache
+import AvatarCore
+import AvatarEngines
+import AvatarStore
+import Foundation
+import Logging
+
+/// Everything a running Avatar holds, built once from the settings and injected into the routes.
+public struct AvatarRuntime: Sendable {
+    public let settings: AvatarSettings
+    public let logger: Logger
+    public let http: HTTPClient
+    /// Supervises the engine host, the embedded LLM and the managed Redis (nil when engines are off).
+    public let supervisor: EngineSupervisor?
+    public let engineHost: EngineHostClient?
+    public let llm: OpenAIChatClient?
+    public let database: AvatarDatabase
+    public let cache: CacheManager
+
+    /// Builds the runtime: opens the database and prepares (but does not start) the engines.
+    public static func make(settings: AvatarSettings, logger: Logger, http: HTTPClient = .shared) throws -> AvatarRuntime {
+        try settings.prepareDataDirectory()
+        let database = try AvatarDatabase(path: settings.databasePath)
+
+        var managed: [ManagedEngine] = []
+        var engineHost: EngineHostClient?
+        var llm: OpenAIChatClient?
+        if settings.enginesEnabled {
+            let host = ManagedEngine(spec: EngineCatalog.engineHost(settings, client: http), logger: logger)
+            managed.append(host)
+            engineHost = EngineHostClient(endpoint: host, client: http, timeout: settings.engineRequestTimeout)
+            if settings.llmEmbedded {
+                let model = ManagedEngine(spec: EngineCatalog.llm(settings, client: http), logger: logger)
+                managed.append(model)
+                llm = OpenAIChatClient(endpoint: model, client: http, model: EngineCatalog.embeddedLLMModel, timeout: settings.engineRequestTimeout)
+            }
+        }
+
+        let cache: CacheManager
+        switch settings.redis {
+        case .off:
+            cache = CacheManager(logger: logger)
+        case .external(let host, let port):
+            let client = RedisClient(host: host, port: port)
+            cache = CacheManager(redis: { client }, redisDescription: "redis://\(host):\(port)", logger: logger)
+        case .managed:
+            if let executable = ExecutableLookup.find("redis-server") {
+                let redis = ManagedEngine(spec: EngineCatalog.redis(settings, executable: executable), logger: logger)
+                managed.append(redis)
+                cache = CacheManager(redis: {
+                    guard let url = try? await redis.resolve(), let port = URL(string: url)?.port else { return nil }
+                    return RedisClient(host: "127.0.0.1", port: port)
+                }, redisDescription: "managed redis-server", logger: logger)
+            } else {
+                logger.warning("redis-server not found; using the in-memory cache only (run `avatar setup` to install it)")
+                cache = CacheManager(logger: logger)
+            }
+        }
+
+        return AvatarRuntime(
+            settings: settings, logger: logger, http: http,
+            supervisor: managed.isEmpty ? nil : EngineSupervisor(engines: managed),
+            engineHost: engineHost, llm: llm, database: database, cache: cache
+        )
+    }
+
+    /// Every dependency's state, for `/readyz` and `avatar doctor`.
+    public func readiness() async -> [ComponentStatus] {
+        var components: [ComponentStatus] = [await database.status(), await cache.status()]
+        if let supervisor {
+            components += await supervisor.statuses()
+        } else {
+            components.append(ComponentStatus(name: "engines", state: .disabled, reason: "AVATAR_ENGINES_ENABLED=false"))
+        }
+        return components
+    }
+}

@@ -1,0 +1,50 @@
+import AvatarCore
+import Foundation
+
+/// A Debian package Avatar needs, and how to see it works.
+public struct DebianRequirement: Sendable {
+    public var package: String
+    /// What it is for, in the doctor's words.
+    public var purpose: String
+    /// A program it installs, checked on PATH (nil for libraries and data).
+    public var program: String?
+    /// Arguments that print the program's version.
+    public var versionArguments: [String]
+}
+
+/// The Debian packages of the product and of its tests.
+public enum DebianRequirements {
+    public static let runtime: [DebianRequirement] = [
+        .init(package: "ffmpeg", purpose: "audio/video conversion and MP4 export", program: "ffmpeg", versionArguments: ["-version"]),
+        .init(package: "sox", purpose: "audio measurement", program: "sox", versionArguments: ["--version"]),
+        .init(package: "festival", purpose: "TTS engine (en female, ru)", program: "text2wave", versionArguments: []),
+        .init(package: "festvox-us-slt-hts", purpose: "Festival voice slt (en, female)", program: nil, versionArguments: []),
+        .init(package: "festvox-ru", purpose: "Festival voice msu_ru_nsh (ru)", program: nil, versionArguments: []),
+        .init(package: "espeak-ng", purpose: "fallback TTS for other languages", program: "espeak-ng", versionArguments: ["--version"]),
+        .init(package: "redis-server", purpose: "shared cache (optional; memory cache otherwise)", program: "redis-server", versionArguments: ["--version"]),
+        .init(package: "libsqlite3-dev", purpose: "SQLite for the database", program: nil, versionArguments: []),
+        .init(package: "libturbojpeg0-dev", purpose: "JPEG encoding of video frames", program: nil, versionArguments: []),
+    ]
+
+    public static let testOnly: [DebianRequirement] = [
+        .init(package: "pocketsphinx-testdata", purpose: "real English recordings for ASR tests", program: nil, versionArguments: []),
+    ]
+
+    /// The packages of `names` that `dpkg` does not report as installed.
+    public static func missing(_ names: [String]) -> [String] {
+        guard !names.isEmpty else { return [] }
+        let result = Shell.capture(["dpkg-query", "-W", "-f", "${Package} ${Status}\n"] + names)
+        var installed = Set<String>()
+        for line in result.output.split(separator: "\n") where line.hasSuffix("install ok installed") {
+            installed.insert(String(line.split(separator: " ")[0]).components(separatedBy: ":")[0])
+        }
+        return names.filter { !installed.contains($0) }
+    }
+
+    /// The installed version of a package, if any.
+    public static func version(of package: String) -> String? {
+        let result = Shell.capture(["dpkg-query", "-W", "-f", "${Version}", package])
+        let text = result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        return result.succeeded && !text.isEmpty ? text : nil
+    }
+}

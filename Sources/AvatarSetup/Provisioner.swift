@@ -1,0 +1,197 @@
+import AvatarCore
+import Foundation
+
+/// A set-up step that failed, with what to do about it.
+public struct SetupError: AvatarError {
+    public var step: String
+    public var reason: String
+    public var fix: String
+
+    public var userMessage: String { "setup failed at \(step): \(reason). Fix: \(fix)" }
+    public var retryable: Bool { true }
+}
+
+/// `avatar setup`: installs and verifies everything the product needs, from Debian and PyPI only.
+///
+/// Every step checks before it acts, so a second run takes seconds: Debian packages by `dpkg-query`,
+/// Python packages by a hash of the requirement files, models by size and a recorded sha256.
+public struct Provisioner {
+    public let settings: AvatarSettings
+    /// The repository's `engine/` folder (requirements and the engine host's code).
+    public let engineSource: String
+    /// Also install what only the tests need (Chromium).
+    public let includeTestTools: Bool
+    let print: (String) -> Void
+
+    public init(settings: AvatarSettings, engineSource: String, includeTestTools: Bool = false, print: @escaping (String) -> Void = { Swift.print($0) }) {
+        self.settings = settings
+        self.engineSource = engineSource
+        self.includeTestTools = includeTestTools
+        self.print = print
+    }
+
+    /// Runs every step in order; stops at the first failure.
+    public func run() throws {
+        let started = Date()
+        var timings: [(String, Double)] = []
+        let steps: [(String, () throws -> String)] = [
+            ("Debian packages", installDebianPackages),
+            ("Python environment", createVirtualEnvironment),
+            ("Python packages", installPythonPackages),
+            ("Engine code", linkEngineCode),
+            ("Models", provisionModels),
+        ]
+        for (index, step) in steps.enumerated() {
+            print("[\(index + 1)/\(steps.count)] \(step.0)…")
+            let stepStart = Date()
+            let summary = try step.1()
+            let seconds = Date().timeIntervalSince(stepStart)
+            timings.append((step.0, seconds))
+            print("      \(summary) (\(String(format: "%.1f", seconds)) s)")
+        }
+        let total = Date().timeIntervalSince(started)
+        print("Setup complete in \(String(format: "%.1f", total)) s. Models: \(settings.modelsDir)")
+        recordTimings(timings, total: total)
+    }
+
+    // MARK: Steps
+
+    func installDebianPackages() throws -> String {
+        let wanted = DebianRequirements.runtime + (includeTestTools ? DebianRequirements.testOnly : [])
+        let missing = DebianRequirements.missing(wanted.map(\.package))
+        if missing.isEmpty { return "all \(wanted.count) present" }
+        print("      installing \(missing.count): \(missing.joined(separator: " "))")
+        let prefix: [String]
+        if getuid() == 0 {
+            prefix = []
+        } else if ExecutableLookup.find("sudo") != nil {
+            prefix = ["sudo", "-n"]
+        } else {
+            throw SetupError(step: "Debian packages", reason: "not root and no sudo", fix: "run as root: apt-get install -y \(missing.joined(separator: " "))")
+        }
+        let env = ["DEBIAN_FRONTEND": "noninteractive"]
+        if Shell.passthrough(prefix + ["apt-get", "update", "-q"], environment: env) != 0 {
+            throw SetupError(step: "Debian packages", reason: "apt-get update failed", fix: "check the Debian mirror is reachable, then run `avatar setup` again")
+        }
+        let status = Shell.passthrough(prefix + ["apt-get", "install", "-y", "-q", "--no-install-recommends"] + missing, environment: env)
+        let stillMissing = DebianRequirements.missing(missing)
+        guard status == 0, stillMissing.isEmpty else {
+            throw SetupError(step: "Debian packages", reason: "apt-get install failed for \(stillMissing.joined(separator: " "))", fix: "run `apt-get install -y \(stillMissing.joined(separator: " "))` and read its error")
+        }
+        return "installed \(missing.count)"
+    }
+
+    func createVirtualEnvironment() throws -> String {
+        let python = settings.pythonPath
+        if FileManager.default.isExecutableFile(atPath: python), Shell.capture([python, "-c", "import sys"]).succeeded {
+            return "present at \(settings.venvDir)"
+        }
+        guard let system = ExecutableLookup.find("python3") else {
+            throw SetupError(step: "Python environment", reason: "python3 not found", fix: "apt-get install -y python3 python3-venv")
+        }
+        try? FileManager.default.removeItem(atPath: settings.venvDir)
+        let result = Shell.capture([system, "-m", "venv", settings.venvDir])
+        guard result.succeeded else {
+            throw SetupError(step: "Python environment", reason: result.output.trimmingCharacters(in: .whitespacesAndNewlines), fix: "apt-get install -y python3-venv, then run `avatar setup` again")
+        }
+        _ = Shell.capture([python, "-m", "pip", "install", "-q", "--upgrade", "pip", "wheel"])
+        return "created at \(settings.venvDir)"
+    }
+
+    func installPythonPackages() throws -> String {
+        let requirements = engineSource + "/requirements.txt"
+        let noDeps = engineSource + "/requirements-nodeps.txt"
+        guard let main = FileManager.default.contents(atPath: requirements) else {
+            throw SetupError(step: "Python packages", reason: "\(requirements) not found", fix: "run from the repository root or pass --source")
+        }
+        let extra = FileManager.default.contents(atPath: noDeps) ?? Data()
+        let stamp = settings.venvDir + "/.avatar-requirements"
+        let digest = Fingerprint.of(main + extra)
+        if let recorded = FileManager.default.contents(atPath: stamp), String(decoding: recorded, as: UTF8.self) == digest {
+            return "up to date"
+        }
+        print("      pip install -r \(requirements) (the first run builds llama-cpp-python from source: ~15 min on 2 cores; later runs reuse pip's wheel cache)")
+        let pip = [settings.pythonPath, "-m", "pip", "install", "--progress-bar", "off", "--require-virtualenv"]
+        let env = ["CMAKE_BUILD_PARALLEL_LEVEL": String(ProcessInfo.processInfo.activeProcessorCount), "PIP_DISABLE_PIP_VERSION_CHECK": "1"]
+        var status = Shell.lines(pip + ["-r", requirements], environment: env) { line in
+            if Self.isProgressLine(line) { print("      " + line) }
+        }
+        if status == 0, !extra.isEmpty {
+            status = Shell.lines(pip + ["--no-deps", "-r", noDeps], environment: env) { line in
+                if Self.isProgressLine(line) { print("      " + line) }
+            }
+        }
+        guard status == 0 else {
+            throw SetupError(step: "Python packages", reason: "pip install failed (status \(status))", fix: "read pip's error above; PyPI must be reachable. Then run `avatar setup` again")
+        }
+        try Data(digest.utf8).write(to: URL(fileURLWithPath: stamp))
+        return "installed"
+    }
+
+    /// Points the venv at this checkout's engine code with a `.pth` file, so code changes need no reinstall.
+    func linkEngineCode() throws -> String {
+        let result = Shell.capture([settings.pythonPath, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
+        let sitePackages = result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard result.succeeded, !sitePackages.isEmpty else {
+            throw SetupError(step: "Engine code", reason: "cannot locate the venv's site-packages", fix: "delete \(settings.venvDir) and run `avatar setup` again")
+        }
+        let source = URL(fileURLWithPath: engineSource).standardizedFileURL.path
+        let pth = sitePackages + "/avatar_engine.pth"
+        let content = source + "\n"
+        if let existing = FileManager.default.contents(atPath: pth), String(decoding: existing, as: UTF8.self) == content {
+            return "linked to \(source)"
+        }
+        try Data(content.utf8).write(to: URL(fileURLWithPath: pth))
+        return "linked to \(source)"
+    }
+
+    func provisionModels() throws -> String {
+        var failures: [String] = []
+        var summary: [String: Int] = [:]
+        let status = Shell.lines([settings.pythonPath, "-m", "avatar_engine.provision", "--models-dir", settings.modelsDir, "--json"]) { line in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                if !line.isEmpty { print("      " + line) }
+                return
+            }
+            if object["event"] as? String == "file" {
+                let name = object["name"] as? String ?? "?"
+                let state = object["status"] as? String ?? "?"
+                summary[state, default: 0] += 1
+                if state != "ok" { print("      \(name): \(state)" + ((object["message"] as? String).map { " — \($0)" } ?? "")) }
+                if state == "failed" { failures.append("\(name): \(object["message"] as? String ?? "failed")") }
+            }
+        }
+        guard status == 0, failures.isEmpty else {
+            throw SetupError(step: "Models", reason: failures.isEmpty ? "provisioning exited with status \(status)" : failures.joined(separator: "; "), fix: "reinstall the named model package (delete \(settings.venvDir)/.avatar-requirements and run `avatar setup`)")
+        }
+        return summary.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+    }
+
+    // MARK: Helpers
+
+    static func isProgressLine(_ line: String) -> Bool {
+        line.hasPrefix("Collecting") || line.hasPrefix("Building") || line.contains("still running") || line.hasPrefix("Successfully")
+            || line.hasPrefix("Installing") || line.contains("ERROR") || line.contains("error:")
+    }
+
+    private func recordTimings(_ timings: [(String, Double)], total: Double) {
+        var object: [String: Any] = ["total_s": total, "at": ISO8601DateFormatter().string(from: Date())]
+        object["steps"] = timings.map { ["step": $0.0, "seconds": $0.1] }
+        if let data = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]) {
+            try? FileManager.default.createDirectory(atPath: settings.homeDir, withIntermediateDirectories: true)
+            try? data.write(to: URL(fileURLWithPath: settings.homeDir + "/setup-timings.json"))
+        }
+    }
+}
+
+/// A short content fingerprint (FNV-1a, 64 bit) for change detection; not for security.
+enum Fingerprint {
+    static func of(_ data: Data) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in data {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return String(hash, radix: 16)
+    }
+}

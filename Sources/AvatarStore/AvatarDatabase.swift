@@ -1,0 +1,104 @@
+import AvatarCore
+import Foundation
+import GRDB
+
+/// What can go wrong with the database.
+public enum StoreError: AvatarError {
+    case cannotOpen(path: String, reason: String)
+    case migrationFailed(String)
+
+    public var userMessage: String {
+        switch self {
+        case .cannotOpen(let path, let reason):
+            return "cannot open the database \(path): \(reason); check AVATAR_DATA_DIR and its permissions"
+        case .migrationFailed(let reason):
+            return "the database could not be upgraded (\(reason)); your data is untouched — restore from a backup or report this"
+        }
+    }
+
+    public var retryable: Bool { false }
+}
+
+/// A stored avatar: who it is. Photos, voices and conversations hang off its id.
+public struct AvatarRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "avatar"
+
+    public var id: String
+    public var name: String
+    /// The persona (age, interests, manner, backstory) as JSON.
+    public var persona: String
+    public var createdAt: Date
+
+    public init(id: String = UUID().uuidString, name: String, persona: String = "{}", createdAt: Date = Date()) {
+        self.id = id
+        self.name = name
+        self.persona = persona
+        self.createdAt = createdAt
+    }
+}
+
+/// The SQLite database in the data directory, opened in WAL mode with migrations applied.
+public final class AvatarDatabase: Sendable {
+    public let path: String
+    let pool: DatabasePool
+
+    /// Opens (creating if needed) and migrates the database.
+    public init(path: String) throws {
+        self.path = path
+        do {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            var configuration = Configuration()
+            configuration.busyMode = .timeout(5)
+            pool = try DatabasePool(path: path, configuration: configuration)
+        } catch {
+            throw StoreError.cannotOpen(path: path, reason: "\(error)")
+        }
+        do {
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw StoreError.migrationFailed("\(error)")
+        }
+    }
+
+    /// Schema history. Never edit a shipped migration: add a new one.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-avatars") { db in
+            try db.create(table: "avatar") { t in
+                t.primaryKey("id", .text)
+                t.column("name", .text).notNull()
+                t.column("persona", .text).notNull().defaults(to: "{}")
+                t.column("createdAt", .datetime).notNull()
+            }
+        }
+        return migrator
+    }
+
+    /// Names of the applied migrations, oldest first.
+    public func appliedMigrations() throws -> [String] {
+        try pool.read { try Self.migrator.appliedMigrations($0) }
+    }
+
+    public func insert(_ avatar: AvatarRecord) throws {
+        try pool.write { try avatar.insert($0) }
+    }
+
+    public func avatars() throws -> [AvatarRecord] {
+        try pool.read { try AvatarRecord.order(Column("createdAt")).fetchAll($0) }
+    }
+
+    /// The database's state for `/readyz`.
+    public func status() async -> ComponentStatus {
+        do {
+            let (migrations, journal) = try await pool.read { db in
+                (try Self.migrator.appliedMigrations(db), try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "?")
+            }
+            return ComponentStatus(name: "database", state: .ready, details: [
+                "path": path, "migrations": migrations.joined(separator: ","), "journal_mode": journal,
+                "sqlite": ((try? await pool.read { try String.fetchOne($0, sql: "SELECT sqlite_version()") }) ?? nil) ?? "?",
+            ])
+        } catch {
+            return ComponentStatus(name: "database", state: .down, reason: "\(error)", details: ["path": path])
+        }
+    }
+}

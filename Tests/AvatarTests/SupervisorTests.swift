@@ -1,0 +1,139 @@
+import AvatarCore
+@testable import AvatarEngines
+import Foundation
+import Logging
+import Testing
+
+/// Supervision with small real child processes (python's http.server, a shell that exits) as
+/// fault injection: crash loops, missing programs, hangs.
+@Suite("Engine supervisor")
+struct SupervisorTests {
+    var fastPolicy: SupervisionPolicy {
+        var policy = SupervisionPolicy()
+        policy.initialBackoff = 0.1
+        policy.maxBackoff = 0.4
+        policy.livenessInterval = 0.3
+        policy.livenessFailures = 2
+        policy.stopGrace = 1
+        return policy
+    }
+
+    func spec(_ name: String, _ executable: String, _ arguments: @escaping @Sendable (Int) -> [String], probe: @escaping @Sendable (Int) async -> Bool, timeout: Double = 10) -> ProcessSpec {
+        ProcessSpec(name: name, executable: executable, arguments: arguments, logFile: temporaryDirectory() + "/\(name).log", probe: probe, startTimeout: timeout)
+    }
+
+    static func tcpOpen(_ port: Int) async -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+    }
+
+    func waitFor(_ engine: ManagedEngine, _ state: ComponentStatus.State, within seconds: Double) async -> Bool {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while ContinuousClock.now < deadline {
+            if await engine.status().state == state { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
+    @Test("A killed child is restarted and becomes ready again; stop terminates it")
+    func restartAfterKill() async throws {
+        let python = try #require(ExecutableLookup.find("python3"))
+        let engine = ManagedEngine(
+            spec: spec("http", python, { ["-m", "http.server", "--bind", "127.0.0.1", String($0)] }, probe: Self.tcpOpen),
+            policy: fastPolicy, logger: Logger(label: "test")
+        )
+        let run = Task { await engine.run() }
+        #expect(await waitFor(engine, .ready, within: 15))
+        let first = try #require(await engine.pid())
+        kill(first, SIGKILL)
+        let sawDown = await waitFor(engine, .down, within: 3)
+        let restarted = await engine.status().details["restarts"] == "1"
+        #expect(sawDown || restarted)
+        #expect(await waitFor(engine, .ready, within: 15))
+        let second = try #require(await engine.pid())
+        #expect(second != first)
+        #expect(await engine.status().details["restarts"] == "1")
+        #expect(await engine.status().details["last_exit"]?.contains("signal 9") == true)
+        _ = try await engine.resolve()
+        run.cancel()
+        await run.value
+        #expect(kill(second, 0) != 0, "child still alive after stop")
+        await #expect(throws: EngineError.self) { try await engine.resolve() }
+    }
+
+    @Test("A crash loop backs off and reports the exit status and last log line")
+    func crashLoop() async throws {
+        let engine = ManagedEngine(
+            spec: spec("crasher", "/bin/sh", { _ in ["-c", "echo 'model file missing' >&2; exit 3"] }, probe: { _ in false }),
+            policy: fastPolicy, logger: Logger(label: "test")
+        )
+        let run = Task { await engine.run() }
+        try await Task.sleep(for: .seconds(1.5))
+        let status = await engine.status()
+        run.cancel()
+        await run.value
+        #expect(status.state != .ready)
+        #expect(Int(status.details["restarts"] ?? "0")! >= 2)
+        #expect(Int(status.details["restarts"] ?? "0")! < 10, "backoff did not slow the loop")
+        await #expect { try await engine.resolve() } throws: { error in
+            guard case .unavailable = error as? EngineError else { return false }
+            return true
+        }
+        #expect(status.reason?.contains("status 3") == true || status.reason?.contains("starting") == true)
+    }
+
+    @Test("A missing program is down with a reason, and a request to it fails fast")
+    func missingProgram() async throws {
+        let engine = ManagedEngine(
+            spec: spec("ghost", "/nonexistent/python", { _ in [] }, probe: { _ in false }),
+            policy: fastPolicy, logger: Logger(label: "test")
+        )
+        let run = Task { await engine.run() }
+        try await Task.sleep(for: .milliseconds(300))
+        let status = await engine.status()
+        let started = ContinuousClock.now
+        await #expect(throws: EngineError.self) { try await engine.resolve() }
+        #expect(ContinuousClock.now - started < .milliseconds(50))
+        run.cancel()
+        await run.value
+        #expect(status.state == .down || status.state == .starting)
+        #expect(status.reason?.contains("/nonexistent/python") == true || status.reason?.contains("starting") == true)
+    }
+
+    @Test("A child that stops answering its health check is restarted")
+    func hungChild() async throws {
+        let python = try #require(ExecutableLookup.find("python3"))
+        let healthy = HealthSwitch()
+        let engine = ManagedEngine(
+            spec: spec("hung", python, { ["-m", "http.server", "--bind", "127.0.0.1", String($0)] }, probe: { port in
+                await healthy.isOn ? await Self.tcpOpen(port) : false
+            }),
+            policy: fastPolicy, logger: Logger(label: "test")
+        )
+        let run = Task { await engine.run() }
+        #expect(await waitFor(engine, .ready, within: 15))
+        let first = try #require(await engine.pid())
+        await healthy.set(false)
+        let sawDown = await waitFor(engine, .down, within: 5)
+        let restarting = await engine.status().state == .starting
+        #expect(sawDown || restarting)
+        await healthy.set(true)
+        #expect(await waitFor(engine, .ready, within: 15))
+        #expect(await engine.pid() != first)
+        run.cancel()
+        await run.value
+    }
+}
+
+actor HealthSwitch {
+    var isOn = true
+    func set(_ value: Bool) { isOn = value }
+}

@@ -1,0 +1,107 @@
+import AsyncHTTPClient
+import AvatarCore
+import AvatarEngines
+import AvatarServer
+import Foundation
+import Logging
+
+/// Word error rate between a reference and a hypothesis after `normalize`.
+func wordErrorRate(reference: String, hypothesis: String) -> Double {
+    let ref = normalize(reference)
+    let hyp = normalize(hypothesis)
+    return Double(editDistance(ref, hyp)) / Double(max(ref.count, 1))
+}
+
+/// Word-level Levenshtein distance.
+func editDistance(_ a: [String], _ b: [String]) -> Int {
+    if a.isEmpty { return b.count }
+    if b.isEmpty { return a.count }
+    var previous = Array(0...b.count)
+    for i in 1...a.count {
+        var current = [i] + Array(repeating: 0, count: b.count)
+        for j in 1...b.count {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        previous = current
+    }
+    return previous[b.count]
+}
+
+/// Lower case, punctuation and hyphens to spaces, common abbreviations spelled out, ё as е.
+func normalize(_ text: String) -> [String] {
+    let lowered = text.lowercased().replacingOccurrences(of: "ё", with: "е")
+    let cleaned = String(lowered.map { $0.isLetter || $0.isNumber || $0 == "'" ? $0 : " " })
+    let spelled: [String: String] = ["mr": "mister", "mrs": "missus", "dr": "doctor"]
+    return cleaned.split(separator: " ").map { spelled[String($0)] ?? String($0) }
+}
+
+/// Where test data lives on this machine (Debian packages and the engine venv).
+enum TestData {
+    static let librivox = "/usr/share/pocketsphinx/test/data/librivox"
+
+    /// `(wav path, transcript)` for each LibriVox clip of pocketsphinx-testdata.
+    static func librivoxClips() throws -> [(path: String, text: String)] {
+        let transcription = try String(contentsOfFile: librivox + "/transcription", encoding: .utf8)
+        return transcription.split(separator: "\n").compactMap { line in
+            guard let open = line.lastIndex(of: "("), let close = line.lastIndex(of: ")") else { return nil }
+            let id = line[line.index(after: open)..<close]
+            let text = line[..<open].replacingOccurrences(of: "<s>", with: "").replacingOccurrences(of: "</s>", with: "")
+            return ("\(librivox)/\(id).wav", text.trimmingCharacters(in: .whitespaces))
+        }
+    }
+
+    /// A file shipped inside scikit-image in the engine venv (`astronaut.png`, `chelsea.png`).
+    static func skimage(_ name: String, settings: AvatarSettings) throws -> Data {
+        let lib = settings.venvDir + "/lib"
+        let relative = FileManager.default.enumerator(atPath: lib)?.first { ($0 as? String)?.hasSuffix("skimage/data/\(name)") == true } as? String
+        guard let relative, let data = FileManager.default.contents(atPath: lib + "/" + relative) else {
+            throw TestFailure("scikit-image's \(name) not found under \(lib): run `avatar setup`")
+        }
+        return data
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A fresh temporary directory.
+func temporaryDirectory(_ prefix: String = "avatar-test") -> String {
+    let path = NSTemporaryDirectory() + "\(prefix)-\(UUID().uuidString.prefix(8))"
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+/// The real engines (engine host, embedded LLM, managed Redis), started once per test run under the
+/// real supervisor, from the venv and models `avatar setup` provisioned.
+actor EngineFixture {
+    static let shared = EngineFixture()
+
+    private var starting: Task<AvatarRuntime, any Error>?
+
+    func runtime() async throws -> AvatarRuntime {
+        if let starting { return try await starting.value }
+        let task = Task<AvatarRuntime, any Error> {
+            var environment = ProcessInfo.processInfo.environment
+            environment["AVATAR_DATA_DIR"] = temporaryDirectory("avatar-engines")
+            let settings = try await AvatarSettings.load(environment: environment)
+            var logger = Logger(label: "test-engines")
+            logger.logLevel = .warning
+            let runtime = try AvatarRuntime.make(settings: settings, logger: logger)
+            guard let supervisor = runtime.supervisor else { throw TestFailure("engines are disabled") }
+            // Runs for the rest of the test process; the reaper stops the children when it exits.
+            Task { try await supervisor.run() }
+            let deadline = ContinuousClock.now + .seconds(settings.engineStartTimeout + 30)
+            while ContinuousClock.now < deadline {
+                let statuses = await supervisor.statuses()
+                if statuses.allSatisfy({ $0.state == .ready }) { return runtime }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            let report = await supervisor.statuses().map { "\($0.name): \($0.state.rawValue) \($0.reason ?? "")" }
+            throw TestFailure("engines not ready: \(report.joined(separator: "; ")) — logs in \(settings.dataDir)/logs")
+        }
+        starting = task
+        return try await task.value
+    }
+}
