@@ -96,6 +96,10 @@ actor EngineFixture {
             while ContinuousClock.now < deadline {
                 let statuses = await supervisor.statuses()
                 if statuses.allSatisfy({ $0.state == .ready }) { return runtime }
+                // A crash loop will not heal by waiting: report it now.
+                if let looping = statuses.first(where: { Int($0.details["restarts"] ?? "0") ?? 0 >= 3 }) {
+                    throw TestFailure("engine \(looping.name) keeps failing: \(looping.reason ?? "?") — run `avatar setup`; logs in \(settings.dataDir)/logs")
+                }
                 try await Task.sleep(for: .milliseconds(200))
             }
             let report = await supervisor.statuses().map { "\($0.name): \($0.state.rawValue) \($0.reason ?? "")" }

@@ -1,0 +1,126 @@
+import AsyncHTTPClient
+import AvatarCore
+import Foundation
+import Testing
+
+/// The real `avatar` binary as a user runs it.
+@Suite("avatar binary", .serialized)
+struct ServeProcessTests {
+    /// `AVATAR_BIN` (set by `make test`), else the debug build next to the tests.
+    static var binary: String {
+        if let path = ProcessInfo.processInfo.environment["AVATAR_BIN"] { return path }
+        return FileManager.default.currentDirectoryPath + "/.build/debug/avatar"
+    }
+
+    struct Outcome {
+        var status: Int32
+        var stderr: String
+    }
+
+    func runToExit(_ arguments: [String], environment: [String: String], timeout: Double = 30) async throws -> Outcome {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let deadline = ContinuousClock.now + .seconds(timeout)
+        while process.isRunning, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        if process.isRunning {
+            process.terminate()
+            throw TestFailure("avatar \(arguments) still running after \(timeout) s")
+        }
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return Outcome(status: process.terminationStatus, stderr: text)
+    }
+
+    @Test("Port 'abc' → non-zero exit with a one-line reason")
+    func badPort() async throws {
+        let outcome = try await runToExit(["serve"], environment: ["AVATAR_HOME": temporaryDirectory(), "AVATAR_PORT": "abc"])
+        #expect(outcome.status != 0)
+        let lines = outcome.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "expected one line, got: \(outcome.stderr)")
+        #expect(outcome.stderr.contains("AVATAR_PORT") && outcome.stderr.contains("abc"))
+    }
+
+    @Test("Unwritable data dir → non-zero exit with a one-line reason")
+    func unwritableDataDir() async throws {
+        let home = temporaryDirectory()
+        let file = home + "/not-a-dir"
+        #expect(FileManager.default.createFile(atPath: file, contents: Data("x".utf8)))
+        let outcome = try await runToExit(["serve"], environment: ["AVATAR_HOME": home, "AVATAR_DATA_DIR": file + "/data"])
+        #expect(outcome.status != 0)
+        #expect(outcome.stderr.split(separator: "\n").count == 1, "expected one line, got: \(outcome.stderr)")
+        #expect(outcome.stderr.contains("AVATAR_DATA_DIR"))
+    }
+
+    @Test("Kill the engine host under a running server: /readyz shows it down, then ready within 10 s")
+    func engineHostRestart() async throws {
+        let port = Int.random(in: 20000..<40000)
+        let dataDir = temporaryDirectory("avatar-serve")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["serve"]
+        process.environment = ProcessInfo.processInfo.environment.merging([
+            "AVATAR_PORT": String(port), "AVATAR_DATA_DIR": dataDir, "AVATAR_LLM_EMBEDDED": "false",
+            "AVATAR_LOG_FORMAT": "json",
+        ]) { _, new in new }
+        let log = dataDir + "/avatar.log"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: log)
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+
+        let url = "http://127.0.0.1:\(port)/readyz"
+        // First start loads every model: allow the configured start timeout.
+        var engine = try await waitForEngine(url, timeout: 240) { $0["state"] as? String == "ready" }
+        let pid = try #require((engine["details"] as? [String: String])?["pid"].flatMap { Int32($0) })
+        #expect(kill(pid, SIGKILL) == 0)
+        let killed = ContinuousClock.now
+        engine = try await waitForEngine(url, timeout: 5) { $0["state"] as? String != "ready" }
+        print("engine-host after kill: \(engine["state"] ?? "?") — \(engine["reason"] ?? "")")
+        engine = try await waitForEngine(url, timeout: 15) { $0["state"] as? String == "ready" }
+        let recovered = ContinuousClock.now - killed
+        print("engine-host ready again after \(recovered)")
+        #expect(recovered < .seconds(10))
+        #expect((engine["details"] as? [String: String])?["restarts"] == "1")
+        let newPID = try #require((engine["details"] as? [String: String])?["pid"].flatMap { Int32($0) })
+        #expect(newPID != pid)
+        #expect(process.isRunning, "avatar itself must not restart")
+
+        // Graceful shutdown stops the children too.
+        process.interrupt()
+        let deadline = ContinuousClock.now + .seconds(20)
+        while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(!process.isRunning)
+        try await Task.sleep(for: .seconds(1))
+        #expect(kill(newPID, 0) != 0, "engine host still alive after avatar stopped")
+        let logText = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(logText.contains("\"hb.request.id\""), "request id missing from the JSON request logs")
+    }
+
+    /// Polls `/readyz` until the engine-host component satisfies `condition`.
+    func waitForEngine(_ url: String, timeout: Double, _ condition: ([String: Any]) -> Bool) async throws -> [String: Any] {
+        let deadline = ContinuousClock.now + .seconds(timeout)
+        var last = "no answer"
+        while ContinuousClock.now < deadline {
+            var request = HTTPClientRequest(url: url)
+            request.method = .GET
+            if let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(2)),
+               let body = try? await response.body.collect(upTo: 1 << 20),
+               let object = try? JSONSerialization.jsonObject(with: Data(String(buffer: body).utf8)) as? [String: Any],
+               let components = object["components"] as? [[String: Any]],
+               let engine = components.first(where: { $0["name"] as? String == "engine-host" }) {
+                if condition(engine) { return engine }
+                last = "\(engine["state"] ?? "?"): \(engine["reason"] ?? "")"
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw TestFailure("engine-host did not reach the expected state within \(timeout) s (last: \(last))")
+    }
+}
