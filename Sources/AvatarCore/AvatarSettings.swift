@@ -58,7 +58,7 @@ public struct AvatarSettings: Sendable {
     /// The SQLite database file.
     public var databasePath: String { (dataDir as NSString).appendingPathComponent("avatar.sqlite") }
     /// The embedded LLM's GGUF file.
-    public var llmModelPath: String { (modelsDir as NSString).appendingPathComponent("llm/smollm2-135m-instruct.gguf") }
+    public var llmModelPath: String { (modelsDir as NSString).appendingPathComponent("llm/SmolLM2-135M-Instruct.Q4_1.gguf") }
 
     /// Defaults for a home directory; used by `load` before the file and the environment are applied.
     public static func defaults(home: String) -> AvatarSettings {
