@@ -17,12 +17,15 @@ public struct ProcessSpec: Sendable {
     public var probe: @Sendable (_ port: Int) async -> Bool
     /// How long the engine may take from spawn to a passing probe.
     public var startTimeout: Double
+    /// URL scheme of the endpoint (`http`, or `redis` for the cache).
+    public var scheme: String
 
     public init(
         name: String, executable: String, arguments: @escaping @Sendable (Int) -> [String],
         environment: [String: String] = [:], logFile: String,
-        probe: @escaping @Sendable (Int) async -> Bool, startTimeout: Double
+        probe: @escaping @Sendable (Int) async -> Bool, startTimeout: Double, scheme: String = "http"
     ) {
+        self.scheme = scheme
         self.name = name
         self.executable = executable
         self.arguments = arguments
@@ -77,13 +80,13 @@ public actor ManagedEngine: EngineEndpoint {
         guard state == .ready, let port else {
             throw EngineError.unavailable(engine: engineName, reason: reason ?? "\(state.rawValue)")
         }
-        return "http://127.0.0.1:\(port)"
+        return "\(spec.scheme)://127.0.0.1:\(port)"
     }
 
     /// The current state for `/readyz`.
     public func status() -> ComponentStatus {
         var details: [String: String] = ["restarts": String(restarts)]
-        if let port { details["url"] = "http://127.0.0.1:\(port)" }
+        if let port { details["url"] = "\(spec.scheme)://127.0.0.1:\(port)" }
         if let process, process.isRunning { details["pid"] = String(process.processIdentifier) }
         if let lastExit { details["last_exit"] = lastExit }
         return ComponentStatus(name: engineName, state: state, reason: state == .ready ? nil : reason, details: details)
@@ -144,7 +147,7 @@ public actor ManagedEngine: EngineEndpoint {
         }
         state = .ready
         reason = nil
-        logger.info("engine ready", metadata: ["url": .string("http://127.0.0.1:\(port)")])
+        logger.info("engine ready", metadata: ["url": .string("\(spec.scheme)://127.0.0.1:\(port)")])
 
         var misses = 0
         while !Task.isCancelled {

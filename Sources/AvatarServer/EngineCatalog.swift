@@ -57,7 +57,7 @@ enum EngineCatalog {
             environment: offlineEnvironment,
             logFile: logPath(settings, "redis"),
             probe: { port in (try? await RedisClient(host: "127.0.0.1", port: port, timeout: .milliseconds(500)).ping()) ?? false },
-            startTimeout: 30
+            startTimeout: 30, scheme: "redis"
         )
     }
 

@@ -16,6 +16,22 @@ import sys
 PR_SET_PDEATHSIG = 1
 
 
+def _reset_signals() -> None:
+    """Undo what the parent's runtime may have left us: a blocked mask and ignored dispositions.
+
+    Both survive exec. Swift's service lifecycle ignores SIGINT/SIGTERM and its threads may block them,
+    so without this neither we nor the engine would ever see a shutdown request.
+    """
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(signum, signal.SIG_DFL)
+
+
+def _prepare_child() -> None:
+    _reset_signals()
+    _die_with_parent()
+
+
 def _die_with_parent() -> None:
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -32,8 +48,9 @@ def main(argv: list[str]) -> int:
     # Not PR_SET_PDEATHSIG on ourselves: it fires when the *thread* that spawned us exits, and the
     # parent's threads are not ours to reason about. Polling the parent id is exact enough (0.5 s).
     parent = os.getppid()
+    _reset_signals()
     try:
-        child = subprocess.Popen(argv, preexec_fn=_die_with_parent)
+        child = subprocess.Popen(argv, preexec_fn=_prepare_child)
     except OSError as error:
         print(f"reaper: cannot start {argv[0]}: {error}", file=sys.stderr)
         return 127
