@@ -1,0 +1,193 @@
+"""Speech recognition: faster-whisper, Whisper base multilingual (CTranslate2, int8 on CPU)."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from .errors import EngineError, bad_request, server_error
+
+log = logging.getLogger("avatar_engine.asr")
+
+SAMPLE_RATE = 16000
+MODEL_NAME = "whisper-base-int8"
+RESPONSE_FORMATS = ("json", "verbose_json", "text")
+FFMPEG_TIMEOUT_S = 120
+
+
+def decode_audio(data: bytes, *, ffmpeg: str = "ffmpeg") -> np.ndarray:
+    """Decode any container/codec ffmpeg understands to mono float32 at 16 kHz.
+
+    The upload goes through a temporary file rather than a pipe so that formats needing a
+    seekable input (MP4/M4A with the index at the end, some WebM) decode too.
+    """
+    if not data:
+        raise bad_request("empty_input", "The uploaded audio file is empty (0 bytes). "
+                                         "Record some audio and send it as the 'file' field.",
+                          param="file")
+    with tempfile.NamedTemporaryFile(prefix="avatar-asr-", suffix=".bin") as tmp:
+        tmp.write(data)
+        tmp.flush()
+        cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", tmp.name,
+               "-vn", "-f", "s16le", "-acodec", "pcm_s16le", "-ac", "1", "-ar", str(SAMPLE_RATE),
+               "pipe:1"]
+        try:
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  timeout=FFMPEG_TIMEOUT_S, check=False)
+        except FileNotFoundError:
+            raise server_error("ffmpeg_missing", "ffmpeg is not installed on the engine host; "
+                                                 "install it (apt-get install ffmpeg).") from None
+        except subprocess.TimeoutExpired:
+            raise bad_request("unsupported_media",
+                              f"Decoding the audio took longer than {FFMPEG_TIMEOUT_S} s; send a "
+                              "shorter clip or a plain WAV/MP3/OGG/WebM/FLAC/M4A file.",
+                              param="file") from None
+    if proc.returncode != 0:
+        detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        detail_txt = detail[-1].replace(tmp.name + ": ", "").replace(tmp.name, "input")[:200] \
+            if detail else f"exit status {proc.returncode}"
+        raise bad_request("unsupported_media",
+                          "The uploaded file could not be decoded as audio "
+                          f"(ffmpeg: {detail_txt}). Send WAV, MP3, OGG/Opus, WebM, FLAC or M4A audio.",
+                          param="file")
+    pcm = proc.stdout
+    if len(pcm) < 2:
+        raise bad_request("empty_input", "The uploaded audio decodes to no samples (zero length). "
+                                         "Send a recording that contains audio.", param="file")
+    return np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype=np.int16).astype(np.float32) / 32768.0
+
+
+class ASREngine:
+    def __init__(self, model_dir: Path, *, cpu_threads: int, beam_size: int = 2) -> None:
+        self.model_dir = Path(model_dir)
+        self.cpu_threads = cpu_threads
+        self.beam_size = beam_size
+        self.model = None
+        self.languages: frozenset[str] = frozenset()
+        self.load_seconds: Optional[float] = None
+        self._lock = threading.Lock()  # one inference at a time: predictable latency on few cores
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def load(self) -> None:
+        from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+        class _ReusingWhisperModel(WhisperModel):
+            """Re-uses the encoder pass of our language detection for the first 30 s window.
+
+            faster-whisper encodes the first window twice when the language is unknown (once to
+            detect it, once to decode).  We detect it ourselves and hand the encoder output back
+            when transcribe() asks for exactly the same features (verified by array_equal).
+            """
+
+            preencoded = None
+
+            def encode(self, features):  # type: ignore[override]
+                pre = self.preencoded
+                if pre is not None and features.shape == pre[0].shape and np.array_equal(features, pre[0]):
+                    return pre[1]
+                return super().encode(features)
+
+        t0 = time.monotonic()
+        self.model = _ReusingWhisperModel(str(self.model_dir), device="cpu", compute_type="int8",
+                                          cpu_threads=self.cpu_threads, num_workers=1,
+                                          local_files_only=True)
+        self.languages = frozenset(_LANGUAGE_CODES)
+        # Warm-up: first call allocates buffers; do it now instead of in the first request.
+        self._run(np.zeros(SAMPLE_RATE // 2, dtype=np.float32), language="en", temperature=None,
+                  prompt=None)
+        self.load_seconds = round(time.monotonic() - t0, 3)
+
+    def info(self) -> dict[str, Any]:
+        return {"ready": self.model is not None, "model": MODEL_NAME, "device": "cpu",
+                "compute_type": "int8", "cpu_threads": self.cpu_threads,
+                "beam_size": self.beam_size, "load_seconds": self.load_seconds}
+
+    # -- inference ------------------------------------------------------------------------------
+    def validate_language(self, language: Optional[str]) -> Optional[str]:
+        if language is None or language.strip() == "" or language.strip().lower() == "auto":
+            return None
+        lang = language.strip().lower()
+        if lang not in self.languages:
+            raise bad_request("unsupported_language",
+                              f"Language '{language}' is not supported by Whisper. Use an ISO-639-1 "
+                              "code such as 'en' or 'ru', or omit 'language' to auto-detect.",
+                              param="language")
+        return lang
+
+    def _run(self, audio: np.ndarray, *, language: Optional[str], temperature: Optional[float],
+             prompt: Optional[str]) -> dict[str, Any]:
+        kwargs: dict[str, Any] = dict(language=language, beam_size=self.beam_size,
+                                      condition_on_previous_text=False, initial_prompt=prompt or None)
+        if temperature is not None:
+            kwargs["temperature"] = temperature
+        with self._lock:
+            detected_prob = None
+            if language is None:
+                kwargs["language"], detected_prob = self._detect_language(audio)
+            try:
+                segments_iter, info = self.model.transcribe(audio, **kwargs)
+                # The generator is lazy: drain it here, inside the worker thread and the lock.
+                raw = list(segments_iter)
+            finally:
+                self.model.preencoded = None
+            segments = []
+            for i, seg in enumerate(raw):
+                segments.append({
+                    "id": i,
+                    "start": round(float(seg.start), 3),
+                    "end": round(float(seg.end), 3),
+                    "text": seg.text.strip(),
+                    "avg_logprob": round(float(seg.avg_logprob), 4),
+                    "no_speech_prob": round(float(seg.no_speech_prob), 4),
+                })
+        text = " ".join(s["text"] for s in segments if s["text"]).strip()
+        prob = detected_prob if detected_prob is not None else info.language_probability
+        return {"text": text, "language": info.language,
+                "language_probability": round(float(prob), 4),
+                "duration": round(float(info.duration), 3), "segments": segments}
+
+    def _detect_language(self, audio: np.ndarray) -> tuple[str, float]:
+        """Language from the first 30 s window; leaves its encoder output for transcribe() to reuse."""
+        from faster_whisper.audio import pad_or_trim
+
+        model = self.model
+        fe = model.feature_extractor
+        features = fe(audio)  # identical to what transcribe() computes (chunk_length=None)
+        content_frames = features.shape[-1] - 1
+        window = pad_or_trim(features[:, : max(0, min(fe.nb_max_frames, content_frames))])
+        encoded = model.encode(window)
+        ranked = model.model.detect_language(encoded)[0]
+        token, prob = ranked[0]
+        model.preencoded = (window, encoded)
+        return token[2:-2], float(prob)
+
+    def transcribe(self, data: bytes, *, language: Optional[str] = None,
+                   temperature: Optional[float] = None, prompt: Optional[str] = None) -> dict[str, Any]:
+        """Blocking: call from a worker thread.  Raises EngineError for caller mistakes."""
+        if self.model is None:
+            raise EngineError(503, "engine_not_ready", "The speech recognition model is still loading; "
+                                                       "retry when GET /health says ready.")
+        lang = self.validate_language(language)
+        audio = decode_audio(data)
+        t0 = time.monotonic()
+        try:
+            result = self._run(audio, language=lang, temperature=temperature, prompt=prompt)
+        except EngineError:
+            raise
+        except Exception as exc:  # ctranslate2 / tokenizer failures
+            log.exception("transcription failed")
+            raise server_error("transcription_failed",
+                               f"Speech recognition failed inside the engine ({exc.__class__.__name__}). "
+                               "Retry; if it persists, restart the engine host.") from None
+        log.info("transcribed", extra={"fields": {
+            "audio_s": result["duration"], "infer_s": round(time.monotonic() - t0, 3),
+            "language": result["language"], "chars": len(result["text"])}})
+        return result
