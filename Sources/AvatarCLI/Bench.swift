@@ -51,10 +51,10 @@ struct BenchEngines: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(100))
         }
         for (name, duration) in readyAt.sorted(by: { $0.key < $1.key }) {
-            print(String(format: "  %-12@ ready after %.2f s", name as NSString, duration.seconds))
+            print("  " + name.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: " ready after %.2f s", duration.seconds))
         }
 
-        print("\nendpoint                                   p50 ms   p95 ms   notes")
+        print("\n" + "endpoint".padding(toLength: 46, withPad: " ", startingAt: 0) + "  p50 ms   p95 ms   notes")
         let voices = try await host.voices()
         var samples: [String: Data] = [:]
         for voice in voices {
@@ -114,7 +114,8 @@ struct BenchEngines: AsyncParsableCommand {
     }
 
     func report(_ name: String, _ stats: Stats, note: String) {
-        print(String(format: "%-42@ %7.0f  %7.0f   %@", name as NSString, stats.p50, stats.p95, note as NSString))
+        let padded = name.padding(toLength: max(name.count, 46), withPad: " ", startingAt: 0)
+        print(padded + String(format: " %7.0f  %7.0f   ", stats.p50, stats.p95) + note)
     }
 
     func loadPhoto(_ settings: AvatarSettings) throws -> Data? {
