@@ -24,6 +24,7 @@ public enum DebianRequirements {
         .init(package: "redis-server", purpose: "shared cache (optional; memory cache otherwise)", program: "redis-server", versionArguments: ["--version"]),
         .init(package: "libsqlite3-dev", purpose: "SQLite for the database", program: nil, versionArguments: []),
         .init(package: "libturbojpeg0-dev", purpose: "JPEG encoding of video frames", program: nil, versionArguments: []),
+        .init(package: "cmake", purpose: "builds llama-cpp-python (first set-up only)", program: "cmake", versionArguments: ["--version"]),
     ]
 
     public static let testOnly: [DebianRequirement] = [
