@@ -60,6 +60,11 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // Face animation: rig from landmarks, lip sync, expressions, CPU renderer, MP4 export.
+        .target(
+            name: "AvatarAnimation",
+            dependencies: ["AvatarCore"]
+        ),
         // Provisioning (`avatar setup`) and diagnostics (`avatar doctor`).
         .target(
             name: "AvatarSetup",
@@ -78,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "AvatarCLI",
             dependencies: [
-                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarSetup", "AvatarStore", "AvatarCache",
+                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarSetup", "AvatarStore", "AvatarCache", "AvatarAnimation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -88,7 +93,7 @@ let package = Package(
         .testTarget(
             name: "AvatarTests",
             dependencies: [
-                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarStore", "AvatarCache", "AvatarSetup",
+                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarStore", "AvatarCache", "AvatarSetup", "AvatarAnimation",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

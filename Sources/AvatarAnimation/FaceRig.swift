@@ -1,0 +1,186 @@
+import Foundation
+
+/// One photo prepared for animation: the head and shoulders aligned and cropped to 512×512, a triangle
+/// mesh over the face, neck and a border ring, and per-vertex weights for each motion.
+///
+/// Built once per photo from MediaPipe's 478 landmarks; every frame only moves the vertices.
+public struct FaceRig: Sendable {
+    public static let size = 512
+
+    /// The aligned crop the mesh samples from.
+    public let image: RGBImage
+    /// Neutral vertex positions in crop pixels: the 478 landmarks, then the outer rings.
+    public let points: [Point2]
+    /// Mesh triangles, without the ones inside the lips (the mouth interior is drawn there).
+    public let triangles: [Triangle]
+    /// Where the face sits in the crop.
+    public let mouthCenter: Point2
+    public let mouthWidth: Double
+    public let faceHeight: Double
+
+    let jawWeight: [Double]
+    let upperLipWeight: [Double]
+    let lipRegionWeight: [Double]
+    let headWeight: [Double]
+    let eyes: [EyeRig]
+
+    /// Prepares a rig. `landmarks` are `[x, y, z]` in pixels of `photo`.
+    public init(photo: RGBImage, landmarks: [[Double]]) throws {
+        guard landmarks.count >= 468 else { throw AnimationError.unreadableImage("expected 478 face landmarks, got \(landmarks.count)") }
+        let raw = landmarks.map { Point2($0[0], $0[1]) }
+        let faceTop = raw[FaceIndex.foreheadTop], chin = raw[FaceIndex.chin]
+        let rawHeight = (chin - faceTop).length
+        guard rawHeight >= 80 else { throw AnimationError.faceTooSmall(Int(rawHeight)) }
+
+        // Align: eyes level, forehead-to-chin = 45 % of the frame, nose tip a little below the centre.
+        let rightEye = Self.mean(FaceIndex.rightEyeUpper.map { raw[$0] })
+        let leftEye = Self.mean(FaceIndex.leftEyeUpper.map { raw[$0] })
+        let roll = atan2(leftEye.y - rightEye.y, leftEye.x - rightEye.x)
+        let scale = Double(Self.size) * 0.45 / rawHeight
+        let anchor = raw[FaceIndex.noseTip]
+        let target = Point2(Double(Self.size) / 2, Double(Self.size) * 0.52)
+        let cosR = cos(roll), sinR = sin(roll)
+        // photo → crop: rotate by -roll about the nose, scale, move the nose to `target`.
+        func toCrop(_ p: Point2) -> Point2 {
+            let d = p - anchor
+            return Point2((d.x * cosR + d.y * sinR) * scale + target.x, (-d.x * sinR + d.y * cosR) * scale + target.y)
+        }
+        func toPhoto(_ q: Point2) -> Point2 {
+            let d = Point2((q.x - target.x) / scale, (q.y - target.y) / scale)
+            return Point2(d.x * cosR - d.y * sinR + anchor.x, d.x * sinR + d.y * cosR + anchor.y)
+        }
+        var crop = RGBImage(width: Self.size, height: Self.size)
+        photo.pixels.withUnsafeBufferPointer { source in
+            crop.pixels.withUnsafeMutableBufferPointer { target in
+                for y in 0..<Self.size {
+                    for x in 0..<Self.size {
+                        let p = toPhoto(Point2(Double(x), Double(y)))
+                        photo.sample(p.x, p.y, into: target.baseAddress! + (y * Self.size + x) * 3, source.baseAddress!)
+                    }
+                }
+            }
+        }
+        image = crop
+
+        var points = raw.map(toCrop)
+        let landmarkCount = points.count
+        let center = Self.mean(FaceIndex.faceOval.map { points[$0] })
+        // A middle ring (hair, ears, neck) that follows the head half-way, and a fixed border ring.
+        var ringWeights: [Double] = []
+        for index in FaceIndex.faceOval {
+            let p = points[index]
+            points.append(center + (p - center) * 1.45)
+            ringWeights.append(0.5)
+        }
+        let step = Double(Self.size) / 8
+        for i in 0...8 {
+            let t = Double(i) * step
+            for p in [Point2(t, 0), Point2(t, Double(Self.size)), Point2(0, t), Point2(Double(Self.size), t)] where !points.contains(p) {
+                points.append(p)
+                ringWeights.append(0)
+            }
+        }
+        self.points = points
+
+        let mouth = Point2.mix(points[13], points[14], 0.5)
+        let width = (points[61] - points[291]).length
+        mouthCenter = mouth
+        mouthWidth = width
+        faceHeight = rawHeight * scale
+        let chinPoint = points[FaceIndex.chin]
+
+        // Weights per vertex.
+        var jaw = [Double](repeating: 0, count: points.count)
+        var upper = [Double](repeating: 0, count: points.count)
+        var lips = [Double](repeating: 0, count: points.count)
+        var head = [Double](repeating: 1, count: points.count)
+        for i in 0..<points.count {
+            let p = points[i]
+            if i >= landmarkCount {
+                head[i] = ringWeights[i - landmarkCount]
+                continue
+            }
+            let vertical = Self.smoothstep(mouth.y - 0.05 * width, mouth.y + 0.2 * width, p.y)
+            let horizontal = exp(-pow((p.x - mouth.x) / (1.0 * width), 2))
+            let belowChin = 1 - Self.smoothstep(chinPoint.y, chinPoint.y + 0.6 * width, p.y)
+            jaw[i] = vertical * horizontal * belowChin
+            let above = 1 - Self.smoothstep(mouth.y - 0.45 * width, mouth.y, p.y)
+            upper[i] = (1 - above) * (1 - vertical) * exp(-pow((p.x - mouth.x) / (0.6 * width), 2))
+            lips[i] = exp(-(p - mouth).length / (0.45 * width))
+        }
+        let lowerLip = Set(FaceIndex.lowerInnerLip + FaceIndex.lowerOuterLip)
+        let upperLip = Set(FaceIndex.upperInnerLip + FaceIndex.upperOuterLip)
+        for i in lowerLip { jaw[i] = 1; upper[i] = 0 }
+        for i in upperLip { upper[i] = 1; jaw[i] = 0 }
+        for i in FaceIndex.mouthCorners { jaw[i] = 0.5; upper[i] = 0.5 }
+        jawWeight = jaw
+        upperLipWeight = upper
+        lipRegionWeight = lips
+        headWeight = head
+        eyes = [
+            EyeRig(upper: FaceIndex.rightEyeUpper, lower: FaceIndex.rightEyeLower, iris: FaceIndex.rightIris, brow: FaceIndex.rightBrow, points: points),
+            EyeRig(upper: FaceIndex.leftEyeUpper, lower: FaceIndex.leftEyeLower, iris: FaceIndex.leftIris, brow: FaceIndex.leftBrow, points: points),
+        ]
+
+        // The mesh, minus the triangles inside the inner lip contour (drawn as the mouth interior).
+        let inner = Set(FaceIndex.upperInnerLip + FaceIndex.lowerInnerLip)
+        let innerPolygon = (FaceIndex.upperInnerLip + FaceIndex.lowerInnerLip.reversed()).map { points[$0] }
+        triangles = Delaunay.triangulate(points).filter { t in
+            guard inner.contains(t.a), inner.contains(t.b), inner.contains(t.c) else { return true }
+            let centroid = (points[t.a] + points[t.b] + points[t.c]) * (1.0 / 3)
+            return !Self.contains(innerPolygon, centroid)
+        }
+    }
+
+    static func mean(_ points: [Point2]) -> Point2 {
+        points.reduce(Point2(0, 0), +) * (1 / Double(points.count))
+    }
+
+    static func smoothstep(_ a: Double, _ b: Double, _ x: Double) -> Double {
+        let t = min(max((x - a) / (b - a), 0), 1)
+        return t * t * (3 - 2 * t)
+    }
+
+    /// Even-odd point-in-polygon.
+    static func contains(_ polygon: [Point2], _ p: Point2) -> Bool {
+        var inside = false
+        var j = polygon.count - 1
+        for i in 0..<polygon.count {
+            let a = polygon[i], b = polygon[j]
+            if (a.y > p.y) != (b.y > p.y), p.x < (b.x - a.x) * (p.y - a.y) / (b.y - a.y) + a.x { inside.toggle() }
+            j = i
+        }
+        return inside
+    }
+}
+
+/// The vertices that close one eye.
+struct EyeRig: Sendable {
+    let upper: [Int]
+    let lower: [Int]
+    let iris: [Int]
+    /// Vertices between the upper lid and the brow, with how much of the lid's travel each follows.
+    let skin: [(Int, Double)]
+    /// The lid gap at the eye's middle, in pixels.
+    let gap: Double
+
+    init(upper: [Int], lower: [Int], iris: [Int], brow: [Int], points: [Point2]) {
+        self.upper = upper
+        self.lower = lower
+        self.iris = iris
+        let middle = upper.count / 2
+        gap = max(points[lower[middle]].y - points[upper[middle]].y, 1)
+        let lidY = points[upper[middle]].y
+        let browY = brow.map { points[$0].y }.reduce(0, +) / Double(brow.count)
+        let xs = upper.map { points[$0].x }
+        let minX = xs.min()!, maxX = xs.max()!
+        let lids = Set(upper + lower + iris)
+        var skin: [(Int, Double)] = []
+        for (i, p) in points.enumerated() where i < 468 && !lids.contains(i) {
+            guard p.x > minX, p.x < maxX, p.y < lidY, p.y > browY else { continue }
+            let t = (lidY - p.y) / max(lidY - browY, 1)
+            skin.append((i, max(0, 1 - t) * 0.6))
+        }
+        self.skin = skin
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+
+/// Renders a photo + audio into an MP4 (H.264 + AAC, 512×512, 25 fps) through an ffmpeg pipe.
+public struct VideoExporter: Sendable {
+    public let renderer: FaceRenderer
+    public let fps: Double
+
+    public init(renderer: FaceRenderer, fps: Double = 25) {
+        self.renderer = renderer
+        self.fps = fps
+    }
+
+    /// Writes `output`; `progress` gets (frames done, frames total).
+    public func export(audioPath: String, audio: AudioSamples, emotion: String, intensity: Double, output: String,
+                       progress: (Int, Int) -> Void = { _, _ in }) throws {
+        let mouth = MouthTrack(audio: audio, fps: fps)
+        let expression = ExpressionTrack(duration: audio.duration, emotion: emotion, intensity: intensity)
+        let frames = mouth.open.count
+        let errorPath = NSTemporaryDirectory() + "avatar-ffmpeg-\(UUID().uuidString).log"
+        _ = FileManager.default.createFile(atPath: errorPath, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: errorPath) }
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "ffmpeg", "-v", "error", "-y",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "\(FaceRig.size)x\(FaceRig.size)", "-r", String(Int(fps)), "-i", "-",
+            "-i", audioPath,
+            "-map", "0:v", "-map", "1:a",
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
+            "-c:a", "aac", "-b:a", "128k", "-ar", "44100",
+            "-t", String(format: "%.3f", audio.duration), "-movflags", "+faststart", output,
+        ]
+        let input = Pipe()
+        process.standardInput = input
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle(forWritingAtPath: errorPath)
+        do { try process.run() } catch { throw AnimationError.encoderFailed("ffmpeg not found; run `avatar setup`") }
+
+        var frame: [UInt8] = []
+        var writeFailed = false
+        for k in 0..<frames {
+            let t = Double(k) / fps
+            renderer.render(expression.pose(at: t, open: mouth.open[k], width: mouth.width[k]), into: &frame)
+            do {
+                try input.fileHandleForWriting.write(contentsOf: frame)
+            } catch {
+                writeFailed = true
+                break
+            }
+            progress(k + 1, frames)
+        }
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0, !writeFailed else {
+            let log = FileManager.default.contents(atPath: errorPath).map { String(decoding: $0.suffix(400), as: UTF8.self) } ?? ""
+            throw AnimationError.encoderFailed("ffmpeg exited with \(process.terminationStatus): \(log)")
+        }
+    }
+}

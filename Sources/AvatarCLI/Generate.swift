@@ -1,0 +1,111 @@
+import ArgumentParser
+import AvatarAnimation
+import AvatarCore
+import AvatarEngines
+import AvatarServer
+import Foundation
+
+/// `avatar generate`: one photo + speech audio → a lip-synced talking-head MP4.
+struct Generate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Turn a photo and a speech recording into a lip-synced MP4 (512×512, 25 fps, H.264 + AAC).")
+
+    @Option(help: "Photo of one face (JPEG, PNG…).")
+    var photo: String
+
+    @Option(help: "Speech audio (WAV, MP3, OGG, FLAC; any rate, mono or stereo).")
+    var audio: String
+
+    @Option(help: "neutral, happy, sad, surprised, angry or thinking.")
+    var emotion = "neutral"
+
+    @Option(help: "Emotion intensity 0…1.")
+    var intensity = 0.7
+
+    @Option(name: .shortAndLong, help: "Output MP4.")
+    var output = "out.mp4"
+
+    func validate() throws {
+        guard ExpressionTrack.emotions.contains(emotion) else {
+            throw ValidationError("unknown emotion '\(emotion)'; use one of \(ExpressionTrack.emotions.joined(separator: ", "))")
+        }
+        guard (0...1).contains(intensity) else { throw ValidationError("--intensity must be from 0 to 1") }
+        for path in [photo, audio] where !FileManager.default.isReadableFile(atPath: path) {
+            throw ValidationError("cannot read \(path)")
+        }
+    }
+
+    func run() async throws {
+        let started = ContinuousClock.now
+        var settings = try await loadSettings()
+        settings.llmEmbedded = false
+        settings.redis = .off
+        settings.logLevel = "warning"
+        let logger = bootstrapLogging(settings)
+
+        let image: RGBImage
+        let sound: AudioSamples
+        do {
+            image = try RGBImage.load(photo)
+            sound = try AudioSamples.load(audio)
+        } catch let error as any AvatarError {
+            fail(error.userMessage, code: 2)
+        }
+
+        let runtime: AvatarRuntime
+        do {
+            runtime = try AvatarRuntime.make(settings: settings, logger: logger)
+        } catch let error as any AvatarError {
+            fail(error.userMessage)
+        }
+        guard let supervisor = runtime.supervisor, let host = runtime.engineHost else {
+            fail("the engine host is disabled (AVATAR_ENGINES_ENABLED=false); it is needed to find the face", code: 2)
+        }
+        let supervision = Task { try await supervisor.run() }
+        defer { supervision.cancel() }
+
+        let face: FaceLandmarks
+        do {
+            face = try await waitForLandmarks(host, supervisor: supervisor, timeout: settings.engineStartTimeout)
+        } catch let error as any AvatarError {
+            fail(error.userMessage)
+        }
+        for warning in face.warnings ?? [] { FileHandle.standardError.write(Data("avatar: note: \(warning)\n".utf8)) }
+
+        do {
+            let rig = try FaceRig(photo: image, landmarks: face.landmarks)
+            let exporter = VideoExporter(renderer: FaceRenderer(rig: rig))
+            try exporter.export(audioPath: audio, audio: sound, emotion: emotion, intensity: intensity, output: output) { done, total in
+                if done % 5 == 0 || done == total { ProgressBar.show(done, total) }
+            }
+        } catch let error as any AvatarError {
+            fail(error.userMessage)
+        }
+        let elapsed = ContinuousClock.now - started
+        print(String(format: "%@: %.1f s of video in %.1f s", output, sound.duration, elapsed.seconds))
+    }
+
+    /// Starts are slow (models load): retry while the engine host comes up.
+    func waitForLandmarks(_ host: EngineHostClient, supervisor: EngineSupervisor, timeout: Double) async throws -> FaceLandmarks {
+        let data = try Data(contentsOf: URL(fileURLWithPath: photo))
+        let deadline = ContinuousClock.now + .seconds(timeout)
+        while true {
+            do {
+                return try await host.landmarks(image: data, filename: (photo as NSString).lastPathComponent, multiple: .largest)
+            } catch let error as EngineError {
+                guard case .unavailable = error, ContinuousClock.now < deadline else { throw error }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+}
+
+/// A one-line progress bar on stderr.
+enum ProgressBar {
+    static func show(_ done: Int, _ total: Int) {
+        let width = 30
+        let filled = total > 0 ? width * done / total : width
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        let percent = total > 0 ? 100 * done / total : 100
+        FileHandle.standardError.write(Data("\r[\(bar)] \(percent)% frame \(done)/\(total)\(done == total ? "\n" : "")".utf8))
+    }
+}
