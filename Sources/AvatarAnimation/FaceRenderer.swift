@@ -40,16 +40,19 @@ public struct FaceRenderer: Sendable {
             d.y -= pose.jawOpen * 0.05 * w * rig.upperLipWeight[i]
             let side = (p.x - m.x) / (w / 2)
             d.x += pose.lipWidth * 0.08 * w * side * rig.lipRegionWeight[i]
-            d.y -= pose.smile * 0.08 * w * min(abs(side), 1.2) * rig.lipRegionWeight[i]
-            d.x += pose.smile * 0.04 * w * side * rig.lipRegionWeight[i]
+            // Smile: corners up and out (cheeks follow through the lip-region falloff); sad pulls them down.
+            d.y -= pose.smile * 0.14 * w * pow(min(abs(side), 1.2), 1.5) * rig.lipRegionWeight[i]
+            d.x += pose.smile * 0.05 * w * side * rig.lipRegionWeight[i]
             points[i] = p + d
         }
         for eye in rig.eyes {
             let travel = pose.blink * eye.gap
+            // A real smile narrows the eyes from below.
+            let squint = max(pose.smile, 0) * 0.3
             for (upper, lower) in zip(eye.upper.dropFirst().dropLast(), eye.lower.dropFirst().dropLast()) {
                 let gap = rig.points[lower].y - rig.points[upper].y
                 points[upper].y += pose.blink * gap * 0.85
-                points[lower].y -= pose.blink * gap * 0.15
+                points[lower].y -= (pose.blink * 0.15 + squint * (1 - pose.blink)) * gap
             }
             let meet = rig.points[eye.upper[eye.upper.count / 2]].y + 0.85 * eye.gap
             for index in eye.iris {
