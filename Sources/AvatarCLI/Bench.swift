@@ -7,7 +7,7 @@ import Logging
 
 /// `avatar bench …`: benchmarks as commands, not as timed tests.
 struct Bench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Measure latency and throughput.", subcommands: [BenchEngines.self])
+    static let configuration = CommandConfiguration(abstract: "Measure latency and throughput.", subcommands: [BenchEngines.self, BenchRender.self])
 }
 
 /// `avatar bench engines`: starts the engines like `serve` does, then times each endpoint.
@@ -123,12 +123,18 @@ struct BenchEngines: AsyncParsableCommand {
             guard let data = FileManager.default.contents(atPath: photo) else { fail("cannot read \(photo)", code: 2) }
             return data
         }
-        let path = (settings.venvDir as NSString).appendingPathComponent("lib")
-        guard let found = FileManager.default.enumerator(atPath: path)?.first(where: { ($0 as? String)?.hasSuffix("skimage/data/astronaut.png") == true }) as? String else {
+        guard let found = Self.findInVenv(settings, "skimage/data/astronaut.png") else {
             print("(no --photo and no scikit-image astronaut.png: landmarks skipped)")
             return nil
         }
-        return FileManager.default.contents(atPath: path + "/" + found)
+        return FileManager.default.contents(atPath: found)
+    }
+
+    /// A file shipped inside a package of the engine venv, by the end of its path.
+    static func findInVenv(_ settings: AvatarSettings, _ suffix: String) -> String? {
+        let lib = (settings.venvDir as NSString).appendingPathComponent("lib")
+        let found = FileManager.default.enumerator(atPath: lib)?.first { ($0 as? String)?.hasSuffix(suffix) == true } as? String
+        return found.map { lib + "/" + $0 }
     }
 }
 

@@ -1,0 +1,80 @@
+import ArgumentParser
+import AvatarAnimation
+import AvatarCore
+import AvatarEngines
+import AvatarServer
+import AvatarSetup
+import Foundation
+
+/// `avatar bench render` and `avatar bench generate`: the face animation engine's speed.
+struct BenchRender: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "render", abstract: "Frames per second of deform + render at 512² on one core, and of the whole MP4 export.")
+
+    @Option(help: "Photo (default: scikit-image's astronaut.png from the engine venv).")
+    var photo: String?
+
+    @Option(help: "Speech for the export benchmark (default: the LibriVox clips of pocketsphinx-testdata, joined).")
+    var audio: String?
+
+    @Option(help: "Frames to render for the per-frame figure.")
+    var frames = 250
+
+    func run() async throws {
+        var settings = try await loadSettings()
+        settings.llmEmbedded = false
+        settings.redis = .off
+        settings.logLevel = "warning"
+        let logger = bootstrapLogging(settings)
+        let photoPath = photo ?? BenchEngines.findInVenv(settings, "skimage/data/astronaut.png")
+        guard let photoPath else { fail("no --photo and no scikit-image astronaut.png in the engine venv", code: 2) }
+        let runtime: AvatarRuntime
+        do { runtime = try AvatarRuntime.make(settings: settings, logger: logger) } catch let error as any AvatarError { fail(error.userMessage) }
+        guard let supervisor = runtime.supervisor, let host = runtime.engineHost else { fail("engines are disabled", code: 2) }
+        let supervision = Task { try await supervisor.run() }
+        defer { supervision.cancel() }
+
+        let image = try RGBImage.load(photoPath)
+        let data = try Data(contentsOf: URL(fileURLWithPath: photoPath))
+        var face: FaceLandmarks?
+        let deadline = ContinuousClock.now + .seconds(settings.engineStartTimeout)
+        while face == nil {
+            do { face = try await host.landmarks(image: data, multiple: .largest) } catch let error as EngineError {
+                guard case .unavailable = error, ContinuousClock.now < deadline else { fail(error.userMessage) }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        let rigStart = ContinuousClock.now
+        let rig = try FaceRig(photo: image, landmarks: face!.landmarks)
+        let rigTime = (ContinuousClock.now - rigStart).seconds
+        let renderer = FaceRenderer(rig: rig)
+        let expression = ExpressionTrack(duration: Double(frames) / 25)
+        var frame: [UInt8] = []
+        renderer.render(FacePose(), into: &frame)
+        let start = ContinuousClock.now
+        for k in 0..<frames {
+            let t = Double(k) / 25
+            renderer.render(expression.pose(at: t, open: 0.5 + 0.5 * sin(t * 9), width: sin(t * 3)), into: &frame)
+        }
+        let perFrame = (ContinuousClock.now - start).seconds / Double(frames)
+        print(String(format: "rig (once per photo): %.0f ms, %d triangles", rigTime * 1000, rig.triangles.count))
+        print(String(format: "deform + render 512², one core: %.2f ms/frame = %.0f frames/s (no JPEG: the streaming JPEG path is not built yet)", perFrame * 1000, 1 / perFrame))
+
+        let speech: String
+        if let audio {
+            speech = audio
+        } else {
+            speech = NSTemporaryDirectory() + "avatar-bench-speech.wav"
+            let clips = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/share/pocketsphinx/test/data/librivox"))?.filter { $0.hasSuffix(".wav") }.sorted() ?? []
+            guard !clips.isEmpty else { fail("no --audio and no pocketsphinx-testdata clips", code: 2) }
+            let inputs = clips.flatMap { ["-i", "/usr/share/pocketsphinx/test/data/librivox/" + $0] }
+            let joined = Shell.capture(["ffmpeg", "-v", "error", "-y"] + inputs + ["-filter_complex", "concat=n=\(clips.count):v=0:a=1", speech])
+            guard joined.succeeded else { fail("cannot join the test clips: \(joined.output)") }
+        }
+        let sound = try AudioSamples.load(speech)
+        let output = NSTemporaryDirectory() + "avatar-bench.mp4"
+        let exportStart = ContinuousClock.now
+        try VideoExporter(renderer: renderer).export(audioPath: speech, audio: sound, emotion: "neutral", intensity: 0, output: output)
+        let exportTime = (ContinuousClock.now - exportStart).seconds
+        print(String(format: "export %.1f s of speech to MP4: %.1f s, real-time factor %.2f (render + H.264 + AAC, 2 cores)", sound.duration, exportTime, exportTime / sound.duration))
+    }
+}
