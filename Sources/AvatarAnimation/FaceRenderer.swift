@@ -83,16 +83,19 @@ public struct FaceRenderer: Sendable {
     public func render(_ pose: FacePose, into frame: inout [UInt8]) {
         let size = FaceRig.size
         if frame.count != size * size * 3 { frame = [UInt8](repeating: 0, count: size * size * 3) }
+        frame.withUnsafeMutableBufferPointer { render(pose, to: $0.baseAddress!) }
+    }
+
+    /// Renders one frame into memory the caller owns (`512 * 512 * 3` bytes).
+    public func render(_ pose: FacePose, to out: UnsafeMutablePointer<UInt8>) {
         let target = deform(pose)
         let source = rig.points
         rig.image.pixels.withUnsafeBufferPointer { src in
-            frame.withUnsafeMutableBufferPointer { dst in
-                for triangle in rig.triangles {
-                    warp(triangle, target, source, src.baseAddress!, dst.baseAddress!)
-                }
-                paintMouth(target, dst.baseAddress!)
+            for triangle in rig.triangles {
+                warp(triangle, target, source, src.baseAddress!, out)
             }
         }
+        paintMouth(target, out)
     }
 
     /// Convenience: a new image for a pose.
@@ -102,29 +105,53 @@ public struct FaceRenderer: Sendable {
         return RGBImage(width: FaceRig.size, height: FaceRig.size, pixels: frame)
     }
 
-    /// Fills the destination triangle with the photo's source triangle (affine map, bilinear sampling).
+    /// Fills the destination triangle with the photo's source triangle: an affine map from destination
+    /// to source pixels, walked scanline by scanline, bilinear sampling in fixed point.
     private func warp(_ t: Triangle, _ dst: [Point2], _ src: [Point2], _ image: UnsafePointer<UInt8>, _ out: UnsafeMutablePointer<UInt8>) {
         let size = FaceRig.size
         let q0 = dst[t.a], q1 = dst[t.b], q2 = dst[t.c]
-        let area = (q1.x - q0.x) * (q2.y - q0.y) - (q2.x - q0.x) * (q1.y - q0.y)
-        guard abs(area) > 1e-9 else { return }
+        let det = (q1.x - q0.x) * (q2.y - q0.y) - (q2.x - q0.x) * (q1.y - q0.y)
+        guard abs(det) > 1e-9 else { return }
         let p0 = src[t.a], p1 = src[t.b], p2 = src[t.c]
-        let minX = max(0, Int(floor(min(q0.x, q1.x, q2.x)))), maxX = min(size - 1, Int(ceil(max(q0.x, q1.x, q2.x))))
-        let minY = max(0, Int(floor(min(q0.y, q1.y, q2.y)))), maxY = min(size - 1, Int(ceil(max(q0.y, q1.y, q2.y))))
-        guard minX <= maxX, minY <= maxY else { return }
-        let inv = 1 / area
-        let epsilon = -1e-7
+        // Source = p0 + (p1 - p0) * u + (p2 - p0) * v, where (u, v) solve dst = q0 + (q1 - q0) u + (q2 - q0) v.
+        let inv = 1 / det
+        let ux = (q2.y - q0.y) * inv, uy = -(q2.x - q0.x) * inv
+        let vx = -(q1.y - q0.y) * inv, vy = (q1.x - q0.x) * inv
+        let ax = (p1.x - p0.x) * ux + (p2.x - p0.x) * vx, bx = (p1.x - p0.x) * uy + (p2.x - p0.x) * vy
+        let ay = (p1.y - p0.y) * ux + (p2.y - p0.y) * vx, by = (p1.y - p0.y) * uy + (p2.y - p0.y) * vy
+        let minY = max(0, Int(ceil(min(q0.y, q1.y, q2.y) - 0.5))), maxY = min(size - 1, Int(floor(max(q0.y, q1.y, q2.y) - 0.5)))
+        guard minY <= maxY else { return }
+        let edges = [(q0, q1), (q1, q2), (q2, q0)]
+        let width = rig.image.width, height = rig.image.height
+        let maxSX = Double(width - 1) - 1e-6, maxSY = Double(height - 1) - 1e-6
         for y in minY...maxY {
             let py = Double(y) + 0.5
-            for x in minX...maxX {
-                let px = Double(x) + 0.5
-                let w1 = ((px - q0.x) * (q2.y - q0.y) - (q2.x - q0.x) * (py - q0.y)) * inv
-                let w2 = ((q1.x - q0.x) * (py - q0.y) - (px - q0.x) * (q1.y - q0.y)) * inv
-                let w0 = 1 - w1 - w2
-                guard w0 >= epsilon, w1 >= epsilon, w2 >= epsilon else { continue }
-                let sx = p0.x * w0 + p1.x * w1 + p2.x * w2
-                let sy = p0.y * w0 + p1.y * w1 + p2.y * w2
-                rig.image.sample(sx, sy, into: out + (y * size + x) * 3, image)
+            // The triangle's span on this row: intersect the three edges with the scanline.
+            var left = Double.infinity, right = -Double.infinity
+            for (a, b) in edges where (a.y <= py && b.y > py) || (b.y <= py && a.y > py) {
+                let x = a.x + (py - a.y) * (b.x - a.x) / (b.y - a.y)
+                left = min(left, x)
+                right = max(right, x)
+            }
+            guard left <= right else { continue }
+            let x0 = max(0, Int(ceil(left - 0.5))), x1 = min(size - 1, Int(ceil(right - 0.5)) - 1)
+            guard x0 <= x1 else { continue }
+            let dy = py - q0.y
+            var sx = p0.x + ax * (Double(x0) + 0.5 - q0.x) + bx * dy
+            var sy = p0.y + ay * (Double(x0) + 0.5 - q0.x) + by * dy
+            var pixel = out + (y * size + x0) * 3
+            for _ in x0...x1 {
+                let cx = min(max(sx, 0), maxSX), cy = min(max(sy, 0), maxSY)
+                let ix = Int(cx), iy = Int(cy)
+                let fx = Int((cx - Double(ix)) * 256), fy = Int((cy - Double(iy)) * 256)
+                let row0 = image + (iy * width + ix) * 3, row1 = row0 + width * 3
+                let w00 = (256 - fx) * (256 - fy), w10 = fx * (256 - fy), w01 = (256 - fx) * fy, w11 = fx * fy
+                pixel[0] = UInt8((Int(row0[0]) * w00 + Int(row0[3]) * w10 + Int(row1[0]) * w01 + Int(row1[3]) * w11 + 32768) >> 16)
+                pixel[1] = UInt8((Int(row0[1]) * w00 + Int(row0[4]) * w10 + Int(row1[1]) * w01 + Int(row1[4]) * w11 + 32768) >> 16)
+                pixel[2] = UInt8((Int(row0[2]) * w00 + Int(row0[5]) * w10 + Int(row1[2]) * w01 + Int(row1[5]) * w11 + 32768) >> 16)
+                sx += ax
+                sy += ay
+                pixel += 3
             }
         }
     }
@@ -141,51 +168,46 @@ public struct FaceRenderer: Sendable {
         let lowerLip = FaceIndex.lowerInnerLip.map { points[$0] }
         let upperRest = FaceIndex.upperInnerLip.map { rig.points[$0] }
         let lowerRest = FaceIndex.lowerInnerLip.map { rig.points[$0] }
-        let polygon = upperLip + lowerLip.reversed()
-        let minX = max(0, Int(floor(polygon.map(\.x).min()!))), maxX = min(size - 1, Int(ceil(polygon.map(\.x).max()!)))
-        let minY = max(0, Int(floor(polygon.map(\.y).min()!))), maxY = min(size - 1, Int(ceil(polygon.map(\.y).max()!)))
+        let left = upperLip.first!.x, right = upperLip.last!.x
+        let minX = max(0, Int(floor(left))), maxX = min(size - 1, Int(ceil(right)))
+        let minY = max(0, Int(floor(upperLip.map(\.y).min()!))), maxY = min(size - 1, Int(ceil(lowerLip.map(\.y).max()!)))
         guard minX < maxX, minY < maxY else { return }
         let w = rig.mouthWidth
-        let left = upperLip.first!.x, right = upperLip.last!.x
         let restLeft = upperRest.first!.x, restRight = upperRest.last!.x
-        var sample = [UInt8](repeating: 0, count: 3)
+        let samples = 3
+        // Per sub-pixel column: where the lips are now and at rest (the inner contours are x-monotonic).
+        struct Column { var x, top, bottom, across, restX, restTop, restBottom: Double }
+        var columns: [Column] = []
+        for x in minX...maxX {
+            for sx in 0..<samples {
+                let px = Double(x) + (Double(sx) + 0.5) / Double(samples)
+                let across = (px - left) / max(right - left, 1)
+                let restX = restLeft + across * (restRight - restLeft)
+                columns.append(Column(x: px, top: Self.curve(upperLip, at: px), bottom: Self.curve(lowerLip, at: px), across: across,
+                                      restX: restX, restTop: Self.curve(upperRest, at: restX), restBottom: Self.curve(lowerRest, at: restX)))
+            }
+        }
+        var rgb = [UInt8](repeating: 0, count: 3)
         rig.image.pixels.withUnsafeBufferPointer { photo in
-            sample.withUnsafeMutableBufferPointer { rgb in
+            rgb.withUnsafeMutableBufferPointer { sample in
                 for y in minY...maxY {
                     for x in minX...maxX {
                         var covered = 0
                         var sum = (0.0, 0.0, 0.0)
-                        for sy in 0..<3 {
-                            for sx in 0..<3 {
-                                let p = Point2(Double(x) + (Double(sx) + 0.5) / 3, Double(y) + (Double(sy) + 0.5) / 3)
-                                guard FaceRig.contains(polygon, p) else { continue }
+                        for sx in 0..<samples {
+                            let column = columns[(x - minX) * samples + sx]
+                            guard column.x > left, column.x < right, column.bottom > column.top else { continue }
+                            for sy in 0..<samples {
+                                let py = Double(y) + (Double(sy) + 0.5) / Double(samples)
+                                guard py > column.top, py < column.bottom else { continue }
                                 covered += 1
-                                let across = (p.x - left) / max(right - left, 1)
-                                let restX = restLeft + across * (restRight - restLeft)
-                                let top = Self.curve(upperLip, at: p.x), bottom = Self.curve(lowerLip, at: p.x)
-                                let restTop = Self.curve(upperRest, at: restX), restBottom = Self.curve(lowerRest, at: restX)
-                                let restGap = restBottom - restTop
-                                let fromTop = p.y - top, fromBottom = bottom - p.y
-                                var color: (Double, Double, Double)
-                                if restGap > 0.06 * w, fromTop < restGap * 0.7 {
-                                    rig.image.sample(restX, restTop + fromTop, into: rgb.baseAddress!, photo.baseAddress!)
-                                    color = (Double(rgb[0]), Double(rgb[1]), Double(rgb[2]))
-                                } else if restGap > 0.06 * w, fromBottom < restGap * 0.3 {
-                                    rig.image.sample(restX, restBottom - fromBottom, into: rgb.baseAddress!, photo.baseAddress!)
-                                    color = (Double(rgb[0]), Double(rgb[1]), Double(rgb[2]))
-                                } else if restGap <= 0.06 * w, across > 0.12, across < 0.88, fromTop < 0.09 * w || fromBottom < 0.06 * w {
-                                    color = (226, 222, 212)
-                                } else {
-                                    // Darkest in the middle of the gap, the tongue's red towards the bottom.
-                                    let depth = min(max(fromTop / max(bottom - top, 1), 0), 1)
-                                    let tongue = Self.smoothstep(0.55, 1.0, depth)
-                                    color = (40 + 90 * tongue, 14 + 30 * tongue, 18 + 32 * tongue)
-                                }
+                                let color = mouthColor(column.top, column.bottom, column.across, column.restX, column.restTop, column.restBottom,
+                                                       py, w, sample.baseAddress!, photo.baseAddress!)
                                 sum = (sum.0 + color.0, sum.1 + color.1, sum.2 + color.2)
                             }
                         }
                         guard covered > 0 else { continue }
-                        let alpha = Double(covered) / 9
+                        let alpha = Double(covered) / Double(samples * samples)
                         let n = Double(covered)
                         let pixel = out + (y * size + x) * 3
                         pixel[0] = UInt8(Double(pixel[0]) * (1 - alpha) + sum.0 / n * alpha)
@@ -195,6 +217,29 @@ public struct FaceRenderer: Sendable {
                 }
             }
         }
+    }
+
+    /// The colour of one point inside the mouth.
+    @inline(__always)
+    private func mouthColor(_ top: Double, _ bottom: Double, _ across: Double, _ restX: Double, _ restTop: Double, _ restBottom: Double,
+                            _ y: Double, _ w: Double, _ sample: UnsafeMutablePointer<UInt8>, _ photo: UnsafePointer<UInt8>) -> (Double, Double, Double) {
+        let restGap = restBottom - restTop
+        let fromTop = y - top, fromBottom = bottom - y
+        if restGap > 0.06 * w, fromTop < restGap * 0.7 {
+            rig.image.sample(restX, restTop + fromTop, into: sample, photo)
+            return (Double(sample[0]), Double(sample[1]), Double(sample[2]))
+        }
+        if restGap > 0.06 * w, fromBottom < restGap * 0.3 {
+            rig.image.sample(restX, restBottom - fromBottom, into: sample, photo)
+            return (Double(sample[0]), Double(sample[1]), Double(sample[2]))
+        }
+        if restGap <= 0.06 * w, across > 0.12, across < 0.88, fromTop < 0.09 * w || fromBottom < 0.06 * w {
+            return (226, 222, 212)
+        }
+        // Darkest in the middle of the gap, the tongue's red towards the bottom.
+        let depth = min(max(fromTop / max(bottom - top, 1), 0), 1)
+        let tongue = Self.smoothstep(0.55, 1.0, depth)
+        return (40 + 90 * tongue, 14 + 30 * tongue, 18 + 32 * tongue)
     }
 
     static func smoothstep(_ a: Double, _ b: Double, _ x: Double) -> Double {

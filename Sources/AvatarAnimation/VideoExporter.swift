@@ -27,7 +27,7 @@ public struct VideoExporter: Sendable {
             "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "\(FaceRig.size)x\(FaceRig.size)", "-r", String(Int(fps)), "-i", "-",
             "-i", audioPath,
             "-map", "0:v", "-map", "1:a",
-            "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
+            "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-crf", "18", "-pix_fmt", "yuv420p",
             "-c:a", "aac", "-b:a", "128k", "-ar", "44100",
             "-t", String(format: "%.3f", audio.duration), "-movflags", "+faststart", output,
         ]
@@ -37,18 +37,32 @@ public struct VideoExporter: Sendable {
         process.standardError = FileHandle(forWritingAtPath: errorPath)
         do { try process.run() } catch { throw AnimationError.encoderFailed("ffmpeg not found; run `avatar setup`") }
 
-        var frame: [UInt8] = []
+        // Frames are rendered a batch at a time on every core (each into its own slice of one buffer),
+        // then written in order; ffmpeg encodes the previous batch meanwhile.
+        let frameBytes = FaceRig.size * FaceRig.size * 3
+        let batch = max(2, ProcessInfo.processInfo.activeProcessorCount * 4)
+        let buffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: frameBytes * batch)
+        defer { buffer.deallocate() }
+        let base = UnsafeSendablePointer(buffer.baseAddress!)
         var writeFailed = false
-        for k in 0..<frames {
-            let t = Double(k) / fps
-            renderer.render(expression.pose(at: t, open: mouth.open[k], width: mouth.width[k]), into: &frame)
+        var next = 0
+        while next < frames, !writeFailed {
+            let count = min(batch, frames - next)
+            let first = next
+            let poses = (0..<count).map { i in
+                let k = first + i
+                return expression.pose(at: Double(k) / fps, open: mouth.open[k], width: mouth.width[k])
+            }
+            DispatchQueue.concurrentPerform(iterations: count) { i in
+                renderer.render(poses[i], to: base.pointer + i * frameBytes)
+            }
             do {
-                try input.fileHandleForWriting.write(contentsOf: frame)
+                try input.fileHandleForWriting.write(contentsOf: Data(bytesNoCopy: buffer.baseAddress!, count: count * frameBytes, deallocator: .none))
             } catch {
                 writeFailed = true
-                break
             }
-            progress(k + 1, frames)
+            next += count
+            progress(next, frames)
         }
         try? input.fileHandleForWriting.close()
         process.waitUntilExit()
@@ -57,4 +71,10 @@ public struct VideoExporter: Sendable {
             throw AnimationError.encoderFailed("ffmpeg exited with \(process.terminationStatus): \(log)")
         }
     }
+}
+
+/// A raw pointer handed to parallel workers that each write a disjoint range of it.
+struct UnsafeSendablePointer: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<UInt8>
+    init(_ pointer: UnsafeMutablePointer<UInt8>) { self.pointer = pointer }
 }

@@ -75,7 +75,7 @@ struct Generate: AsyncParsableCommand {
             let rig = try FaceRig(photo: image, landmarks: face.landmarks)
             let exporter = VideoExporter(renderer: FaceRenderer(rig: rig))
             try exporter.export(audioPath: audio, audio: sound, emotion: emotion, intensity: intensity, output: output) { done, total in
-                if done % 5 == 0 || done == total { ProgressBar.show(done, total) }
+                ProgressBar.show(done, total)
             }
         } catch let error as any AvatarError {
             fail(error.userMessage)
