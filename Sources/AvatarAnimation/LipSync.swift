@@ -16,7 +16,9 @@ public struct AudioSamples: Sendable {
     public static func load(_ path: String) throws -> AudioSamples {
         let result = Media.run(["ffmpeg", "-v", "error", "-i", path, "-vn", "-ac", "1", "-ar", "16000", "-f", "s16le", "-"])
         guard result.status == 0 else {
-            throw AnimationError.unreadableAudio(String(decoding: result.error.prefix(300), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+            let lines = String(decoding: result.error, as: UTF8.self).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            let reason = lines.first { $0.lowercased().contains("invalid") || $0.lowercased().contains("no such file") } ?? "not an audio file ffmpeg can decode"
+            throw AnimationError.unreadableAudio(String(reason.prefix(160)))
         }
         guard result.output.count >= 3200 else { throw AnimationError.unreadableAudio("shorter than 0.1 s") }
         let samples = result.output.withUnsafeBytes { raw in
