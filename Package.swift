@@ -60,10 +60,16 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
-        // Face animation: rig from landmarks, lip sync, expressions, CPU renderer, MP4 export.
+        // libturbojpeg (Debian libturbojpeg0-dev) for the real-time JPEG frames.
+        .systemLibrary(
+            name: "CTurboJPEG",
+            pkgConfig: "libturbojpeg",
+            providers: [.apt(["libturbojpeg0-dev"])]
+        ),
+        // Face animation: rig from landmarks, lip sync, expressions, CPU renderer, JPEG frames, MP4 export.
         .target(
             name: "AvatarAnimation",
-            dependencies: ["AvatarCore"]
+            dependencies: ["AvatarCore", "CTurboJPEG"]
         ),
         // Provisioning (`avatar setup`) and diagnostics (`avatar doctor`).
         .target(

@@ -28,9 +28,7 @@ public struct AudioSamples: Sendable {
     }
 }
 
-/// Mouth shapes per video frame, estimated from the audio itself: loudness drives the jaw, the
-/// zero-crossing rate (a cheap proxy for the second formant / sibilance) drives lip width.
-/// Each frame looks at most 40 ms ahead, so the same estimator works on a live stream.
+/// Mouth shapes per video frame for a whole clip, estimated from the audio itself (see `MouthEstimator`).
 public struct MouthTrack: Sendable {
     public var fps: Double
     public var open: [Double]
@@ -38,49 +36,79 @@ public struct MouthTrack: Sendable {
 
     public init(audio: AudioSamples, fps: Double = 25) {
         self.fps = fps
-        let rate = Double(audio.sampleRate)
         let frames = Int((audio.duration * fps).rounded(.up))
-        var levels = [Double](repeating: -100, count: frames)
-        var crossings = [Double](repeating: 0, count: frames)
-        audio.samples.withUnsafeBufferPointer { s in
-            for k in 0..<frames {
-                let t = Double(k) / fps
-                let start = max(0, Int((t - 0.02) * rate)), end = min(s.count, Int((t + 0.04) * rate))
-                guard end > start + 1 else { continue }
-                var energy = 0.0
-                var zc = 0
-                for i in start..<end {
-                    energy += Double(s[i]) * Double(s[i])
-                    if i > start, (s[i] >= 0) != (s[i - 1] >= 0) { zc += 1 }
-                }
-                levels[k] = 10 * log10(energy / Double(end - start) + 1e-10)
-                crossings[k] = Double(zc) / Double(end - start)
-            }
-        }
-        let sorted = levels.sorted()
-        let floor = sorted.isEmpty ? -60 : sorted[Int(Double(sorted.count - 1) * 0.1)]
-        let peak = sorted.isEmpty ? 0 : sorted[Int(Double(sorted.count - 1) * 0.95)]
-        let gate = max(floor + 8, peak - 35)
-        let range = max(peak - gate, 6)
+        var estimator = MouthEstimator(sampleRate: audio.sampleRate, fps: fps)
+        // Prime the level range on the clip's first seconds, as a live stream does while the avatar speaks.
         var open = [Double](repeating: 0, count: frames)
         var width = [Double](repeating: 0, count: frames)
-        var previous = 0.0
-        for k in 0..<frames {
-            let raw = pow(min(max((levels[k] - gate) / range, 0), 1), 0.8)
-            // Fast opening, slightly slower closing: co-articulation without lag on onsets.
-            let value = raw > previous ? previous + (raw - previous) * 0.85 : previous + (raw - previous) * 0.6
-            open[k] = value < 0.03 ? 0 : value
-            previous = value
-            width[k] = open[k] > 0 ? min(max((crossings[k] - 0.08) / 0.12, -1), 1) : 0
+        audio.samples.withUnsafeBufferPointer { s in
+            for k in 0..<min(frames, Int(3 * fps)) { _ = estimator.next(s, frame: k) }
+            estimator.resetMotion()
+            for k in 0..<frames {
+                (open[k], width[k]) = estimator.next(s, frame: k)
+            }
         }
         self.open = open
         self.width = width
     }
 }
 
+/// Streaming mouth-shape estimator: loudness drives the jaw, the zero-crossing rate (a cheap proxy for
+/// sibilance / the second formant) drives lip width. Frame k looks at [t − 20 ms, t + 40 ms]: at most 40 ms of
+/// look-ahead. The loudness range adapts (peak falls slowly, the noise floor rises slowly), so the same
+/// estimator serves a live stream and a whole file.
+public struct MouthEstimator: Sendable {
+    public let sampleRate: Int
+    public let fps: Double
+    private var floor = -60.0
+    private var peak = -25.0
+    private var previous = 0.0
+
+    public init(sampleRate: Int = 16000, fps: Double = 25) {
+        self.sampleRate = sampleRate
+        self.fps = fps
+    }
+
+    /// Samples needed after frame k's time: the look-ahead.
+    public var lookAheadSamples: Int { Int(0.04 * Double(sampleRate)) }
+
+    /// Forgets the mouth's motion (not the level range): silence after a barge-in.
+    public mutating func resetMotion() { previous = 0 }
+
+    /// The mouth for frame `frame` of `samples` (whose sample 0 is at time 0).
+    public mutating func next(_ samples: UnsafeBufferPointer<Float>, frame: Int) -> (open: Double, width: Double) {
+        let rate = Double(sampleRate)
+        let t = Double(frame) / fps
+        let start = max(0, Int((t - 0.02) * rate)), end = min(samples.count, Int((t + 0.04) * rate))
+        var level = -100.0
+        var crossings = 0.0
+        if end > start + 1 {
+            var energy = 0.0
+            var zc = 0
+            for i in start..<end {
+                energy += Double(samples[i]) * Double(samples[i])
+                if i > start, (samples[i] >= 0) != (samples[i - 1] >= 0) { zc += 1 }
+            }
+            level = 10 * log10(energy / Double(end - start) + 1e-10)
+            crossings = Double(zc) / Double(end - start)
+        }
+        if level > peak { peak = level } else { peak = max(peak - 0.03, floor + 25) }
+        if level < floor { floor = max(level, -90) } else { floor = min(floor + 0.02, peak - 25) }
+        let gate = max(floor + 8, peak - 35)
+        let range = max(peak - gate, 6)
+        let raw = pow(min(max((level - gate) / range, 0), 1), 0.8)
+        // Fast opening, slightly slower closing: co-articulation without lag on onsets.
+        let value = raw > previous ? previous + (raw - previous) * 0.85 : previous + (raw - previous) * 0.6
+        previous = value
+        let open = value < 0.03 ? 0 : value
+        let width = open > 0 ? min(max((crossings - 0.08) / 0.12, -1), 1) : 0
+        return (open, width)
+    }
+}
+
 /// Blinks, head sway and the emotion layer over time, reproducible from a seed.
 public struct ExpressionTrack: Sendable {
-    public var blinkTimes: [Double]
+    public internal(set) var blinkTimes: [Double]
     public let emotionSmile: Double
     public let emotionBrows: Double
 

@@ -180,3 +180,55 @@ enum TestShell {
         return String(decoding: data, as: UTF8.self)
     }
 }
+
+/// The real-time stream: push speech, take JPEG frames, barge in.
+@Suite("Talking head stream (real output)", .serialized)
+struct TalkingHeadTests {
+    @Test("Idle → speaking frames for pushed speech → idle; clear() closes the mouth at once; MediaPipe sees the mouth move")
+    func stream() async throws {
+        let runtime = try await EngineFixture.shared.runtime()
+        let host = try #require(runtime.engineHost)
+        let photo = try TestData.skimage("astronaut.png", settings: runtime.settings)
+        let directory = temporaryDirectory("avatar-stream")
+        try photo.write(to: URL(fileURLWithPath: directory + "/a.png"))
+        let face = try await host.landmarks(image: photo)
+        let head = try TalkingHead(renderer: FaceRenderer(rig: try FaceRig(photo: try RGBImage.load(directory + "/a.png"), landmarks: face.landmarks)))
+
+        let idle = try await head.nextFrame()
+        #expect(!idle.speaking)
+        #expect(idle.jpeg.prefix(2) == [0xFF, 0xD8] && idle.jpeg.suffix(2) == [0xFF, 0xD9])
+
+        let clip = try AudioSamples.load(try TestData.librivoxClips()[0].path)
+        // Pushed in 200 ms chunks, as TTS streams arrive.
+        for start in stride(from: 0, to: clip.samples.count, by: 3200) {
+            await head.push(Array(clip.samples[start..<min(start + 3200, clip.samples.count)]))
+        }
+        await head.finishUtterance()
+        var speaking: [VideoFrame] = []
+        var after: VideoFrame?
+        for _ in 0..<Int(clip.duration * 25) + 10 {
+            let frame = try await head.nextFrame()
+            if frame.speaking { speaking.append(frame) } else if !speaking.isEmpty { after = frame; break }
+        }
+        #expect(abs(Double(speaking.count) - clip.duration * 25) <= 2, "\(speaking.count) speaking frames for \(clip.duration) s")
+        #expect(after?.jawOpen == 0)
+
+        // An independent look at the pixels: the widest frame's mouth is open wider than the idle frame's.
+        let widest = try #require(speaking.max { $0.jawOpen < $1.jawOpen })
+        func mouth(_ frame: VideoFrame) async throws -> Double {
+            let p = try await host.landmarks(image: Data(frame.jpeg)).landmarks
+            return hypot(p[13][0] - p[14][0], p[13][1] - p[14][1]) / hypot(p[61][0] - p[291][0], p[61][1] - p[291][1])
+        }
+        let open = try await mouth(widest), rest = try await mouth(idle)
+        print("stream: mouth \(String(format: "%.3f", open)) at the widest frame vs \(String(format: "%.3f", rest)) idle")
+        #expect(open > rest + 0.1)
+
+        // Barge-in: speech pushed, two frames shown, clear() → the next frame is at rest.
+        await head.push(clip.samples)
+        _ = try await head.nextFrame()
+        _ = try await head.nextFrame()
+        await head.clear()
+        let cleared = try await head.nextFrame()
+        #expect(!cleared.speaking && cleared.jawOpen == 0)
+    }
+}

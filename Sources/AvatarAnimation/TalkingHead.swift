@@ -1,0 +1,113 @@
+import Foundation
+
+/// One frame of the real-time stream.
+public struct VideoFrame: Sendable {
+    /// Position on the stream's 25 fps clock.
+    public let index: Int
+    public let time: Double
+    public let jpeg: [UInt8]
+    /// Whether the frame shows speech (false: idle/listening).
+    public let speaking: Bool
+    /// The jaw opening used, 0…1 (for metrics, not for checking sync: tests measure the pixels).
+    public let jawOpen: Double
+}
+
+/// The real-time face: push speech audio as it is synthesised, take frames at 25 fps, `clear()` on barge-in.
+///
+/// Between utterances the face idles (blinks, slow sway, mouth at rest). Frames follow the stream's own clock:
+/// the caller takes one per 40 ms (`frames()` paces them) and plays the pushed audio from the frame at which it
+/// was pushed.
+public actor TalkingHead {
+    public let fps: Double
+    let renderer: FaceRenderer
+    let encoder: JPEGEncoder
+    var expression: ExpressionTrack
+    var estimator: MouthEstimator
+    var frame: [UInt8] = []
+    var clock = 0
+    /// Speech not yet fully shown, and the clock frame its first sample belongs to.
+    var speech: [Float] = []
+    var speechStart: Int?
+    var utteranceFinished = false
+
+    public init(renderer: FaceRenderer, emotion: String = "neutral", intensity: Double = 0.6, jpegQuality: Int = 80, fps: Double = 25) throws {
+        self.renderer = renderer
+        self.fps = fps
+        encoder = try JPEGEncoder(quality: jpegQuality)
+        expression = ExpressionTrack(duration: 3600, emotion: emotion, intensity: intensity)
+        estimator = MouthEstimator(sampleRate: 16000, fps: fps)
+    }
+
+    /// Adds speech (16 kHz mono). The first push of an utterance starts it at the next frame.
+    public func push(_ samples: [Float]) {
+        if speechStart == nil {
+            speechStart = clock
+            utteranceFinished = false
+        }
+        speech += samples
+    }
+
+    /// No more audio for this utterance: its last frames no longer wait for look-ahead.
+    public func finishUtterance() {
+        utteranceFinished = true
+    }
+
+    /// Barge-in: drops the pending speech; the next frame has the mouth at rest.
+    public func clear() {
+        speech.removeAll()
+        speechStart = nil
+        utteranceFinished = false
+        estimator.resetMotion()
+    }
+
+    /// Changes the emotion layer (takes effect on the next frame).
+    public func setEmotion(_ emotion: String, intensity: Double) {
+        let blinks = expression.blinkTimes
+        expression = ExpressionTrack(duration: 3600, emotion: emotion, intensity: intensity)
+        expression.blinkTimes = blinks
+    }
+
+    /// Renders the frame for the next 40 ms of the clock.
+    public func nextFrame() throws -> VideoFrame {
+        let index = clock
+        clock += 1
+        let time = Double(index) / fps
+        var open = 0.0, width = 0.0
+        var speaking = false
+        if let start = speechStart {
+            let local = index - start
+            let frameSamples = Int(Double(local) / fps * 16000)
+            if frameSamples < speech.count {
+                speaking = true
+                (open, width) = speech.withUnsafeBufferPointer { estimator.next($0, frame: local) }
+            } else if utteranceFinished {
+                clear()
+            }
+        }
+        let pose = expression.pose(at: time.truncatingRemainder(dividingBy: 3600), open: open, width: width)
+        renderer.render(pose, into: &frame)
+        let jpeg = try frame.withUnsafeBufferPointer { try encoder.encode($0.baseAddress!, width: FaceRig.size, height: FaceRig.size) }
+        return VideoFrame(index: index, time: time, jpeg: jpeg, speaking: speaking, jawOpen: open)
+    }
+
+    /// Frames paced at `fps` in real time until the consumer stops iterating.
+    public nonisolated func frames() -> AsyncThrowingStream<VideoFrame, any Error> {
+        AsyncThrowingStream { continuation in
+            let task = Task {
+                let clock = ContinuousClock()
+                var deadline = clock.now
+                do {
+                    while !Task.isCancelled {
+                        continuation.yield(try await self.nextFrame())
+                        deadline += .milliseconds(Int64(1000 / fps))
+                        try await clock.sleep(until: deadline)
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+}
