@@ -12,6 +12,8 @@ public struct FacePose: Sendable, Equatable {
     public var blink = 0.0
     /// Brow raise, -1 (frown) … 1 (surprise).
     public var brows = 0.0
+    /// Where the eyes look, -1…1 on each axis (0, 0: at the camera).
+    public var gaze = Point2(0, 0)
     /// Head roll in radians and a small shift in pixels.
     public var headRoll = 0.0
     public var headOffset = Point2(0, 0)
@@ -56,6 +58,8 @@ public struct FaceRenderer: Sendable {
             }
             let meet = rig.points[eye.upper[eye.upper.count / 2]].y + 0.85 * eye.gap
             for index in eye.iris {
+                points[index].x += pose.gaze.x * 0.08 * eye.width * (1 - pose.blink)
+                points[index].y += pose.gaze.y * 0.04 * eye.width * (1 - pose.blink)
                 points[index].y += pose.blink * (meet - rig.points[index].y)
             }
             for (index, share) in eye.skin {

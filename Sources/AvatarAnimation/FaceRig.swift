@@ -163,6 +163,8 @@ struct EyeRig: Sendable {
     let skin: [(Int, Double)]
     /// The lid gap at the eye's middle, in pixels.
     let gap: Double
+    /// Corner to corner, in pixels.
+    let width: Double
 
     init(upper: [Int], lower: [Int], iris: [Int], brow: [Int], points: [Point2]) {
         self.upper = upper
@@ -170,6 +172,7 @@ struct EyeRig: Sendable {
         self.iris = iris
         let middle = upper.count / 2
         gap = max(points[lower[middle]].y - points[upper[middle]].y, 1)
+        width = (points[upper.first!] - points[upper.last!]).length
         let lidY = points[upper[middle]].y
         let browY = brow.map { points[$0].y }.reduce(0, +) / Double(brow.count)
         let xs = upper.map { points[$0].x }

@@ -28,28 +28,42 @@ public struct AudioSamples: Sendable {
     }
 }
 
+/// The mouth for one frame.
+public struct MouthShape: Sendable, Equatable {
+    /// Jaw opening 0…1.
+    public var open: Double
+    /// -1 rounded … 1 wide.
+    public var width: Double
+    /// 0…1, high just after a loud onset (a stressed syllable): drives a small nod.
+    public var stress: Double
+
+    public static let rest = MouthShape(open: 0, width: 0, stress: 0)
+
+    public init(open: Double, width: Double, stress: Double) {
+        self.open = open
+        self.width = width
+        self.stress = stress
+    }
+}
+
 /// Mouth shapes per video frame for a whole clip, estimated from the audio itself (see `MouthEstimator`).
 public struct MouthTrack: Sendable {
     public var fps: Double
-    public var open: [Double]
-    public var width: [Double]
+    public var shapes: [MouthShape]
+    public var open: [Double] { shapes.map(\.open) }
 
     public init(audio: AudioSamples, fps: Double = 25) {
         self.fps = fps
         let frames = Int((audio.duration * fps).rounded(.up))
         var estimator = MouthEstimator(sampleRate: audio.sampleRate, fps: fps)
         // Prime the level range on the clip's first seconds, as a live stream does while the avatar speaks.
-        var open = [Double](repeating: 0, count: frames)
-        var width = [Double](repeating: 0, count: frames)
+        var shapes = [MouthShape](repeating: .rest, count: frames)
         audio.samples.withUnsafeBufferPointer { s in
             for k in 0..<min(frames, Int(3 * fps)) { _ = estimator.next(s, frame: k) }
             estimator.resetMotion()
-            for k in 0..<frames {
-                (open[k], width[k]) = estimator.next(s, frame: k)
-            }
+            for k in 0..<frames { shapes[k] = estimator.next(s, frame: k) }
         }
-        self.open = open
-        self.width = width
+        self.shapes = shapes
     }
 }
 
@@ -63,6 +77,8 @@ public struct MouthEstimator: Sendable {
     private var floor = -60.0
     private var peak = -25.0
     private var previous = 0.0
+    private var recentLevels: [Double] = []
+    private var stress = 0.0
 
     public init(sampleRate: Int = 16000, fps: Double = 25) {
         self.sampleRate = sampleRate
@@ -73,10 +89,14 @@ public struct MouthEstimator: Sendable {
     public var lookAheadSamples: Int { Int(0.04 * Double(sampleRate)) }
 
     /// Forgets the mouth's motion (not the level range): silence after a barge-in.
-    public mutating func resetMotion() { previous = 0 }
+    public mutating func resetMotion() {
+        previous = 0
+        stress = 0
+        recentLevels.removeAll()
+    }
 
     /// The mouth for frame `frame` of `samples` (whose sample 0 is at time 0).
-    public mutating func next(_ samples: UnsafeBufferPointer<Float>, frame: Int) -> (open: Double, width: Double) {
+    public mutating func next(_ samples: UnsafeBufferPointer<Float>, frame: Int) -> MouthShape {
         let rate = Double(sampleRate)
         let t = Double(frame) / fps
         let start = max(0, Int((t - 0.02) * rate)), end = min(samples.count, Int((t + 0.04) * rate))
@@ -102,13 +122,19 @@ public struct MouthEstimator: Sendable {
         previous = value
         let open = value < 0.03 ? 0 : value
         let width = open > 0 ? min(max((crossings - 0.08) / 0.12, -1), 1) : 0
-        return (open, width)
+        // A stressed syllable: 8 dB louder than the quietest of the last 160 ms, near the top of the range.
+        recentLevels.append(level)
+        if recentLevels.count > 4 { recentLevels.removeFirst() }
+        if level - (recentLevels.min() ?? level) > 8, level > peak - 10 { stress = 1 } else { stress *= 0.75 }
+        return MouthShape(open: open, width: width, stress: stress)
     }
 }
 
 /// Blinks, head sway and the emotion layer over time, reproducible from a seed.
 public struct ExpressionTrack: Sendable {
     public internal(set) var blinkTimes: [Double]
+    /// Times and targets of gaze shifts (fractions of the iris's travel).
+    public internal(set) var saccades: [(Double, Point2)]
     public let emotionSmile: Double
     public let emotionBrows: Double
 
@@ -125,6 +151,14 @@ public struct ExpressionTrack: Sendable {
             t += 2.6 + random.next() * 2.4 // 2.6–5.0 s apart: about 16 blinks a minute
         }
         blinkTimes = times
+        var shifts: [(Double, Point2)] = []
+        var s = 1.0 + random.next()
+        while s < duration {
+            let away = random.next() < 0.45
+            shifts.append((s, away ? Point2(random.next() * 2 - 1, (random.next() * 2 - 1) * 0.5) : Point2(0, 0)))
+            s += 1.2 + random.next() * 2.5
+        }
+        saccades = shifts
         let k = min(max(intensity, 0), 1)
         switch emotion {
         case "happy": (emotionSmile, emotionBrows) = (0.9 * k, 0.15 * k)
@@ -152,16 +186,28 @@ public struct ExpressionTrack: Sendable {
     }
 
     /// Pose at time `t` with the mouth from the lip-sync track.
-    public func pose(at t: Double, open: Double, width: Double) -> FacePose {
+    public func pose(at t: Double, mouth: MouthShape) -> FacePose {
         var pose = FacePose()
-        pose.jawOpen = open
-        pose.lipWidth = width * 0.6
+        pose.jawOpen = mouth.open
+        pose.lipWidth = mouth.width * 0.6
         pose.blink = blink(at: t)
+        pose.gaze = gaze(at: t)
         pose.smile = emotionSmile
-        pose.brows = emotionBrows
+        pose.brows = emotionBrows + 0.15 * mouth.stress
         pose.headRoll = 0.018 * sin(2 * .pi * t / 6.3) + 0.008 * sin(2 * .pi * t / 2.9)
-        pose.headOffset = Point2(2.5 * sin(2 * .pi * t / 7.7), 1.5 * sin(2 * .pi * t / 4.1) + 2.0 * open)
+        // Slow sway, a slight drop with the jaw, and a nod on stressed syllables.
+        pose.headOffset = Point2(2.5 * sin(2 * .pi * t / 7.7), 1.5 * sin(2 * .pi * t / 4.1) + 2.0 * mouth.open + 3.5 * mouth.stress)
         return pose
+    }
+
+    /// Where the eyes look at time `t`: small saccades every 1.2–3.7 s, mostly back towards the camera.
+    public func gaze(at t: Double) -> Point2 {
+        var current = Point2(0, 0)
+        for (time, target) in saccades {
+            if time > t { break }
+            current = target
+        }
+        return current
     }
 }
 

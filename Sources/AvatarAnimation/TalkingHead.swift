@@ -29,6 +29,8 @@ public actor TalkingHead {
     var speech: [Float] = []
     var speechStart: Int?
     var utteranceFinished = false
+    var smile = 0.0
+    var brows = 0.0
 
     public init(renderer: FaceRenderer, emotion: String = "neutral", intensity: Double = 0.6, jpegQuality: Int = 80, fps: Double = 25) throws {
         self.renderer = renderer
@@ -62,9 +64,10 @@ public actor TalkingHead {
 
     /// Changes the emotion layer (takes effect on the next frame).
     public func setEmotion(_ emotion: String, intensity: Double) {
-        let blinks = expression.blinkTimes
+        let (blinks, saccades) = (expression.blinkTimes, expression.saccades)
         expression = ExpressionTrack(duration: 3600, emotion: emotion, intensity: intensity)
         expression.blinkTimes = blinks
+        expression.saccades = saccades
     }
 
     /// Renders the frame for the next 40 ms of the clock.
@@ -72,22 +75,28 @@ public actor TalkingHead {
         let index = clock
         clock += 1
         let time = Double(index) / fps
-        var open = 0.0, width = 0.0
+        var mouth = MouthShape.rest
         var speaking = false
         if let start = speechStart {
             let local = index - start
             let frameSamples = Int(Double(local) / fps * 16000)
             if frameSamples < speech.count {
                 speaking = true
-                (open, width) = speech.withUnsafeBufferPointer { estimator.next($0, frame: local) }
+                mouth = speech.withUnsafeBufferPointer { estimator.next($0, frame: local) }
             } else if utteranceFinished {
                 clear()
             }
         }
-        let pose = expression.pose(at: time.truncatingRemainder(dividingBy: 3600), open: open, width: width)
+        var pose = expression.pose(at: time.truncatingRemainder(dividingBy: 3600), mouth: mouth)
+        // Emotions change smoothly: ~0.4 s to the new expression.
+        let step = 1 / (0.4 * fps)
+        smile += max(-step, min(step, pose.smile - smile))
+        brows += max(-step, min(step, pose.brows - brows))
+        pose.smile = smile
+        pose.brows = brows
         renderer.render(pose, into: &frame)
         let jpeg = try frame.withUnsafeBufferPointer { try encoder.encode($0.baseAddress!, width: FaceRig.size, height: FaceRig.size) }
-        return VideoFrame(index: index, time: time, jpeg: jpeg, speaking: speaking, jawOpen: open)
+        return VideoFrame(index: index, time: time, jpeg: jpeg, speaking: speaking, jawOpen: mouth.open)
     }
 
     /// Frames paced at `fps` in real time until the consumer stops iterating.

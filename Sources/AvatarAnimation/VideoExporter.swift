@@ -15,7 +15,7 @@ public struct VideoExporter: Sendable {
                        progress: (Int, Int) -> Void = { _, _ in }) throws {
         let mouth = MouthTrack(audio: audio, fps: fps)
         let expression = ExpressionTrack(duration: audio.duration, emotion: emotion, intensity: intensity)
-        let frames = mouth.open.count
+        let frames = mouth.shapes.count
         let errorPath = NSTemporaryDirectory() + "avatar-ffmpeg-\(UUID().uuidString).log"
         _ = FileManager.default.createFile(atPath: errorPath, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: errorPath) }
@@ -51,7 +51,7 @@ public struct VideoExporter: Sendable {
             let first = next
             let poses = (0..<count).map { i in
                 let k = first + i
-                return expression.pose(at: Double(k) / fps, open: mouth.open[k], width: mouth.width[k])
+                return expression.pose(at: Double(k) / fps, mouth: mouth.shapes[k])
             }
             DispatchQueue.concurrentPerform(iterations: count) { i in
                 renderer.render(poses[i], to: base.pointer + i * frameBytes)

@@ -53,7 +53,7 @@ struct BenchRender: AsyncParsableCommand {
         let start = ContinuousClock.now
         for k in 0..<frames {
             let t = Double(k) / 25
-            renderer.render(expression.pose(at: t, open: 0.5 + 0.5 * sin(t * 9), width: sin(t * 3)), into: &frame)
+            renderer.render(expression.pose(at: t, mouth: MouthShape(open: 0.5 + 0.5 * sin(t * 9), width: sin(t * 3), stress: 0)), into: &frame)
         }
         let perFrame = (ContinuousClock.now - start).seconds / Double(frames)
         let encoder = try JPEGEncoder(quality: 80)
@@ -61,7 +61,7 @@ struct BenchRender: AsyncParsableCommand {
         let jpegStart = ContinuousClock.now
         for k in 0..<frames {
             let t = Double(k) / 25
-            renderer.render(expression.pose(at: t, open: 0.5 + 0.5 * sin(t * 9), width: sin(t * 3)), into: &frame)
+            renderer.render(expression.pose(at: t, mouth: MouthShape(open: 0.5 + 0.5 * sin(t * 9), width: sin(t * 3), stress: 0)), into: &frame)
             bytes += try frame.withUnsafeBufferPointer { try encoder.encode($0.baseAddress!, width: FaceRig.size, height: FaceRig.size) }.count
         }
         let perJPEGFrame = (ContinuousClock.now - jpegStart).seconds / Double(frames)

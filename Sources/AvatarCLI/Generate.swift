@@ -24,6 +24,12 @@ struct Generate: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "Output MP4.")
     var output = "out.mp4"
 
+    @Flag(help: "Render again even when the same photo, audio and options were rendered before.")
+    var noCache = false
+
+    /// Bumped when the renderer's output changes, so old cached results are not served.
+    static let renderVersion = 2
+
     func validate() throws {
         guard ExpressionTrack.emotions.contains(emotion) else {
             throw ValidationError("unknown emotion '\(emotion)'; use one of \(ExpressionTrack.emotions.joined(separator: ", "))")
@@ -37,6 +43,17 @@ struct Generate: AsyncParsableCommand {
     func run() async throws {
         let started = ContinuousClock.now
         var settings = try await loadSettings()
+        // Same photo, audio and options → the stored result, copied (results live in the data dir).
+        let photoData = try Data(contentsOf: URL(fileURLWithPath: photo))
+        let audioData = try Data(contentsOf: URL(fileURLWithPath: audio))
+        let key = [ContentHash.of(photoData), ContentHash.of(audioData), ContentHash.of("\(emotion)|\(intensity)|\(Self.renderVersion)")].joined(separator: "-")
+        let cached = settings.dataDir + "/exports/\(key).mp4"
+        if !noCache, FileManager.default.fileExists(atPath: cached) {
+            try? FileManager.default.removeItem(atPath: output)
+            try FileManager.default.copyItem(atPath: cached, toPath: output)
+            print("\(output): from the result cache (\(cached))")
+            return
+        }
         settings.llmEmbedded = false
         settings.redis = .off
         settings.logLevel = "warning"
@@ -80,6 +97,9 @@ struct Generate: AsyncParsableCommand {
         } catch let error as any AvatarError {
             fail(error.userMessage)
         }
+        try? FileManager.default.createDirectory(atPath: settings.dataDir + "/exports", withIntermediateDirectories: true)
+        try? FileManager.default.removeItem(atPath: cached)
+        try? FileManager.default.copyItem(atPath: output, toPath: cached)
         let elapsed = ContinuousClock.now - started
         print(String(format: "%@: %.1f s of video in %.1f s", output, sound.duration, elapsed.seconds))
     }

@@ -106,7 +106,7 @@ public struct Provisioner {
         }
         let extra = FileManager.default.contents(atPath: noDeps) ?? Data()
         let stamp = settings.venvDir + "/.avatar-requirements"
-        let digest = Fingerprint.of(main + extra)
+        let digest = ContentHash.of(main + extra)
         if let recorded = FileManager.default.contents(atPath: stamp), String(decoding: recorded, as: UTF8.self) == digest {
             return "up to date"
         }
@@ -181,17 +181,5 @@ public struct Provisioner {
             try? FileManager.default.createDirectory(atPath: settings.homeDir, withIntermediateDirectories: true)
             try? data.write(to: URL(fileURLWithPath: settings.homeDir + "/setup-timings.json"))
         }
-    }
-}
-
-/// A short content fingerprint (FNV-1a, 64 bit) for change detection; not for security.
-enum Fingerprint {
-    static func of(_ data: Data) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in data {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x100_0000_01b3
-        }
-        return String(hash, radix: 16)
     }
 }
