@@ -27,6 +27,9 @@ struct Generate: AsyncParsableCommand {
     @Flag(help: "Render again even when the same photo, audio and options were rendered before.")
     var noCache = false
 
+    @Option(help: "builtin (default: real-time, CPU) or sadtalker (a SadTalker you installed; GPU, slow; AVATAR_SADTALKER_DIR).")
+    var engine = "builtin"
+
     /// Bumped when the renderer's output changes, so old cached results are not served.
     static let renderVersion = 2
 
@@ -35,6 +38,7 @@ struct Generate: AsyncParsableCommand {
             throw ValidationError("unknown emotion '\(emotion)'; use one of \(ExpressionTrack.emotions.joined(separator: ", "))")
         }
         guard (0...1).contains(intensity) else { throw ValidationError("--intensity must be from 0 to 1") }
+        guard ["builtin", "sadtalker"].contains(engine) else { throw ValidationError("--engine must be builtin or sadtalker") }
         for path in [photo, audio] where !FileManager.default.isReadableFile(atPath: path) {
             throw ValidationError("cannot read \(path)")
         }
@@ -46,12 +50,16 @@ struct Generate: AsyncParsableCommand {
         // Same photo, audio and options → the stored result, copied (results live in the data dir).
         let photoData = try Data(contentsOf: URL(fileURLWithPath: photo))
         let audioData = try Data(contentsOf: URL(fileURLWithPath: audio))
-        let key = [ContentHash.of(photoData), ContentHash.of(audioData), ContentHash.of("\(emotion)|\(intensity)|\(Self.renderVersion)")].joined(separator: "-")
+        let key = [ContentHash.of(photoData), ContentHash.of(audioData), ContentHash.of("\(engine)|\(emotion)|\(intensity)|\(Self.renderVersion)")].joined(separator: "-")
         let cached = settings.dataDir + "/exports/\(key).mp4"
         if !noCache, FileManager.default.fileExists(atPath: cached) {
             try? FileManager.default.removeItem(atPath: output)
             try FileManager.default.copyItem(atPath: cached, toPath: output)
             print("\(output): from the result cache (\(cached))")
+            return
+        }
+        if engine == "sadtalker" {
+            try await runSadTalker(settings, cached: cached)
             return
         }
         settings.llmEmbedded = false
@@ -102,6 +110,36 @@ struct Generate: AsyncParsableCommand {
         try? FileManager.default.copyItem(atPath: output, toPath: cached)
         let elapsed = ContinuousClock.now - started
         print(String(format: "%@: %.1f s of video in %.1f s", output, sound.duration, elapsed.seconds))
+    }
+
+    /// `--engine sadtalker`: one job in SadTalker's own environment; the peak GPU memory is reported.
+    func runSadTalker(_ settings: AvatarSettings, cached: String) async throws {
+        guard let checkout = settings.sadTalkerDir else {
+            fail(SadTalkerError.notInstalled("AVATAR_SADTALKER_DIR is not set").userMessage, code: 2)
+        }
+        let locate = Process()
+        locate.executableURL = URL(fileURLWithPath: settings.pythonPath)
+        locate.arguments = ["-c", "import avatar_engine, os; print(os.path.dirname(avatar_engine.__file__))"]
+        let pipe = Pipe()
+        locate.standardOutput = pipe
+        locate.standardError = FileHandle.nullDevice
+        do { try locate.run() } catch { fail("the engine venv is missing; run `avatar setup`") }
+        let directory = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        locate.waitUntilExit()
+        guard locate.terminationStatus == 0, !directory.isEmpty else { fail("the engine code is not linked; run `avatar setup`") }
+        let adapter = SadTalkerAdapter(command: [settings.sadTalkerPython, directory + "/sadtalker_job.py"], checkout: checkout, checkpoints: settings.sadTalkerCheckpoints)
+        do {
+            let result = try await adapter.generate(photo: absolute(photo), audio: absolute(audio), output: absolute(output))
+            try? FileManager.default.createDirectory(atPath: settings.dataDir + "/exports", withIntermediateDirectories: true)
+            try? FileManager.default.copyItem(atPath: output, toPath: cached)
+            print(String(format: "%@: SadTalker in %.1f s, peak GPU memory %d MiB (released: the job's process has exited)", output, result.seconds, result.peakGPUMiB))
+        } catch let error as any AvatarError {
+            fail(error.userMessage)
+        }
+    }
+
+    func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
     }
 
     /// Starts are slow (models load): retry while the engine host comes up.

@@ -50,6 +50,12 @@ public struct AvatarSettings: Sendable {
     public var redis: RedisMode
     public var logLevel: String
     public var logFormat: LogFormat
+    /// A user-installed SadTalker checkout for `generate --engine sadtalker` (`AVATAR_SADTALKER_DIR`; GPU only).
+    public var sadTalkerDir: String?
+    /// Its checkpoints (default: `checkpoints/` in the checkout).
+    public var sadTalkerCheckpoints: String?
+    /// The Python of SadTalker's own environment (torch + CUDA).
+    public var sadTalkerPython: String
     /// The config file that was read, if any.
     public var configFile: String?
 
@@ -67,7 +73,8 @@ public struct AvatarSettings: Sendable {
             dataDir: home + "/data", modelsDir: home + "/models", venvDir: home + "/venv",
             webRoot: "Public", enginesEnabled: true, engineStartTimeout: 180, engineRequestTimeout: 120,
             llmEmbedded: true, llmThreads: 1, llmContextSize: 2048, redis: .managed,
-            logLevel: "info", logFormat: .auto, configFile: nil
+            logLevel: "info", logFormat: .auto, sadTalkerDir: nil, sadTalkerCheckpoints: nil, sadTalkerPython: "python3",
+            configFile: nil
         )
     }
 
@@ -123,6 +130,9 @@ public struct AvatarSettings: Sendable {
             }
             settings.logFormat = parsed
         }
+        settings.sadTalkerDir = try reader.path("sadtalker.dir", userHome: userHome)
+        settings.sadTalkerCheckpoints = try reader.path("sadtalker.checkpoints", userHome: userHome)
+        settings.sadTalkerPython = try reader.path("sadtalker.python", userHome: userHome) ?? settings.sadTalkerPython
         guard !settings.host.isEmpty else {
             throw SettingsError(key: "host", env: "AVATAR_HOST", reason: "must not be empty")
         }
