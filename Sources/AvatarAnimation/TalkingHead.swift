@@ -31,6 +31,9 @@ public actor TalkingHead {
     var utteranceFinished = false
     var smile = 0.0
     var brows = 0.0
+    /// 0 idle … 1 listening (eased), and where it is heading.
+    var attention = 0.0
+    var listening = false
 
     public init(renderer: FaceRenderer, emotion: String = "neutral", intensity: Double = 0.6, jpegQuality: Int = 80, fps: Double = 25) throws {
         self.renderer = renderer
@@ -60,6 +63,11 @@ public actor TalkingHead {
         speechStart = nil
         utteranceFinished = false
         estimator.resetMotion()
+    }
+
+    /// While the person speaks: the head tilts a little, the brows lift, the eyes stay on the camera.
+    public func setListening(_ on: Bool) {
+        listening = on
     }
 
     /// Changes the emotion layer (takes effect on the next frame).
@@ -92,8 +100,11 @@ public actor TalkingHead {
         let step = 1 / (0.4 * fps)
         smile += max(-step, min(step, pose.smile - smile))
         brows += max(-step, min(step, pose.brows - brows))
+        attention += max(-step, min(step, (listening && !speaking ? 1 : 0) - attention))
         pose.smile = smile
-        pose.brows = brows
+        pose.brows = brows + 0.25 * attention
+        pose.headRoll += 0.035 * attention
+        pose.gaze = Point2.mix(pose.gaze, Point2(0, 0), attention)
         renderer.render(pose, into: &frame)
         let jpeg = try frame.withUnsafeBufferPointer { try encoder.encode($0.baseAddress!, width: FaceRig.size, height: FaceRig.size) }
         return VideoFrame(index: index, time: time, jpeg: jpeg, speaking: speaking, jawOpen: mouth.open)

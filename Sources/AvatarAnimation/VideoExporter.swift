@@ -28,7 +28,7 @@ public struct VideoExporter: Sendable {
             "-i", audioPath,
             "-map", "0:v", "-map", "1:a",
             "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-crf", "18", "-pix_fmt", "yuv420p",
-            "-c:a", "aac", "-b:a", "128k", "-ar", "44100",
+            "-c:a", "aac", "-b:a", "96k",
             "-t", String(format: "%.3f", audio.duration), "-movflags", "+faststart", output,
         ]
         let input = Pipe()
