@@ -1,5 +1,6 @@
 import ArgumentParser
 import AvatarCore
+import AvatarEngines
 import AvatarServer
 import Foundation
 import Logging
@@ -37,4 +38,28 @@ func fail(_ message: String, code: Int32 = 1) -> Never {
 func bootstrapLogging(_ settings: AvatarSettings) -> Logger {
     LogSetup.bootstrap(format: settings.logFormat, level: Logger.Level(rawValue: settings.logLevel) ?? .info)
     return Logger(label: "avatar")
+}
+
+/// Builds the runtime or exits with the one-line reason.
+func makeRuntime(_ settings: AvatarSettings, _ logger: Logger) -> AvatarRuntime {
+    do {
+        return try AvatarRuntime.make(settings: settings, logger: logger)
+    } catch let error as any AvatarError {
+        fail(error.userMessage)
+    } catch {
+        fail("\(error)")
+    }
+}
+
+/// Landmarks of a photo, retrying while a just-started engine host is still loading its models.
+func landmarksWhenReady(_ host: EngineHostClient, image: Data, filename: String = "photo", timeout: Double) async throws -> FaceLandmarks {
+    let deadline = ContinuousClock.now + .seconds(timeout)
+    while true {
+        do {
+            return try await host.landmarks(image: image, filename: filename, multiple: .largest)
+        } catch let error as EngineError {
+            guard case .unavailable = error, ContinuousClock.now < deadline else { throw error }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
 }

@@ -24,12 +24,7 @@ struct BenchEngines: AsyncParsableCommand {
         var settings = try await loadSettings()
         settings.logLevel = "warning"
         let logger = bootstrapLogging(settings)
-        let runtime: AvatarRuntime
-        do {
-            runtime = try AvatarRuntime.make(settings: settings, logger: logger)
-        } catch let error as any AvatarError {
-            fail(error.userMessage)
-        }
+        let runtime = makeRuntime(settings, logger)
         guard let supervisor = runtime.supervisor, let host = runtime.engineHost else {
             fail("engines are disabled (AVATAR_ENGINES_ENABLED=false); nothing to measure", code: 2)
         }

@@ -27,24 +27,17 @@ struct BenchRender: AsyncParsableCommand {
         let logger = bootstrapLogging(settings)
         let photoPath = photo ?? BenchEngines.findInVenv(settings, "skimage/data/astronaut.png")
         guard let photoPath else { fail("no --photo and no scikit-image astronaut.png in the engine venv", code: 2) }
-        let runtime: AvatarRuntime
-        do { runtime = try AvatarRuntime.make(settings: settings, logger: logger) } catch let error as any AvatarError { fail(error.userMessage) }
+        let runtime = makeRuntime(settings, logger)
         guard let supervisor = runtime.supervisor, let host = runtime.engineHost else { fail("engines are disabled", code: 2) }
         let supervision = Task { try await supervisor.run() }
         defer { supervision.cancel() }
 
         let image = try RGBImage.load(photoPath)
         let data = try Data(contentsOf: URL(fileURLWithPath: photoPath))
-        var face: FaceLandmarks?
-        let deadline = ContinuousClock.now + .seconds(settings.engineStartTimeout)
-        while face == nil {
-            do { face = try await host.landmarks(image: data, multiple: .largest) } catch let error as EngineError {
-                guard case .unavailable = error, ContinuousClock.now < deadline else { fail(error.userMessage) }
-                try await Task.sleep(for: .milliseconds(200))
-            }
-        }
+        let face: FaceLandmarks
+        do { face = try await landmarksWhenReady(host, image: data, timeout: settings.engineStartTimeout) } catch let error as any AvatarError { fail(error.userMessage) }
         let rigStart = ContinuousClock.now
-        let rig = try FaceRig(photo: image, landmarks: face!.landmarks)
+        let rig = try FaceRig(photo: image, landmarks: face.landmarks)
         let rigTime = (ContinuousClock.now - rigStart).seconds
         let renderer = FaceRenderer(rig: rig)
         let expression = ExpressionTrack(duration: Double(frames) / 25)

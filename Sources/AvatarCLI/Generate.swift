@@ -76,12 +76,7 @@ struct Generate: AsyncParsableCommand {
             fail(error.userMessage, code: 2)
         }
 
-        let runtime: AvatarRuntime
-        do {
-            runtime = try AvatarRuntime.make(settings: settings, logger: logger)
-        } catch let error as any AvatarError {
-            fail(error.userMessage)
-        }
+        let runtime = makeRuntime(settings, logger)
         guard let supervisor = runtime.supervisor, let host = runtime.engineHost else {
             fail("the engine host is disabled (AVATAR_ENGINES_ENABLED=false); it is needed to find the face", code: 2)
         }
@@ -90,7 +85,7 @@ struct Generate: AsyncParsableCommand {
 
         let face: FaceLandmarks
         do {
-            face = try await waitForLandmarks(host, supervisor: supervisor, timeout: settings.engineStartTimeout)
+            face = try await landmarksWhenReady(host, image: photoData, filename: (photo as NSString).lastPathComponent, timeout: settings.engineStartTimeout)
         } catch let error as any AvatarError {
             fail(error.userMessage)
         }
@@ -140,20 +135,6 @@ struct Generate: AsyncParsableCommand {
 
     func absolute(_ path: String) -> String {
         path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-    }
-
-    /// Starts are slow (models load): retry while the engine host comes up.
-    func waitForLandmarks(_ host: EngineHostClient, supervisor: EngineSupervisor, timeout: Double) async throws -> FaceLandmarks {
-        let data = try Data(contentsOf: URL(fileURLWithPath: photo))
-        let deadline = ContinuousClock.now + .seconds(timeout)
-        while true {
-            do {
-                return try await host.landmarks(image: data, filename: (photo as NSString).lastPathComponent, multiple: .largest)
-            } catch let error as EngineError {
-                guard case .unavailable = error, ContinuousClock.now < deadline else { throw error }
-                try await Task.sleep(for: .milliseconds(200))
-            }
-        }
     }
 }
 

@@ -17,12 +17,7 @@ struct Serve: AsyncParsableCommand {
             fail(error.userMessage, code: 2)
         }
         let logger = bootstrapLogging(settings)
-        let runtime: AvatarRuntime
-        do {
-            runtime = try AvatarRuntime.make(settings: settings, logger: logger)
-        } catch let error as any AvatarError {
-            fail(error.userMessage)
-        }
+        let runtime = makeRuntime(settings, logger)
         logger.info("avatar starting", metadata: [
             "version": .string(avatarVersion), "address": .string("http://\(settings.host):\(settings.port)"),
             "data_dir": .string(settings.dataDir), "config_file": .string(settings.configFile ?? "none"),

@@ -11,12 +11,7 @@ public enum Shell {
 
     /// Runs a command and captures stdout and stderr together. A missing executable is status 127.
     public static func capture(_ arguments: [String], environment: [String: String] = [:], input: String? = nil) -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
+        let process = makeProcess(arguments, environment)
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
@@ -40,12 +35,7 @@ public enum Shell {
     /// their own progress: apt-get, pip). Returns the exit status.
     @discardableResult
     public static func passthrough(_ arguments: [String], environment: [String: String] = [:]) -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
+        let process = makeProcess(arguments, environment)
         process.standardInput = FileHandle.nullDevice
         do {
             try process.run()
@@ -58,12 +48,7 @@ public enum Shell {
 
     /// Runs a command and hands each output line to `line` as it arrives.
     public static func lines(_ arguments: [String], environment: [String: String] = [:], line: (String) -> Void) -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
+        let process = makeProcess(arguments, environment)
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
@@ -88,5 +73,14 @@ public enum Shell {
         if !pending.isEmpty { line(String(decoding: pending, as: UTF8.self)) }
         process.waitUntilExit()
         return process.terminationStatus
+    }
+
+    /// A process running `arguments` through `env` (PATH lookup) with `environment` added.
+    private static func makeProcess(_ arguments: [String], _ environment: [String: String]) -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        return process
     }
 }
