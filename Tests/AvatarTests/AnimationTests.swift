@@ -66,6 +66,7 @@ struct AnimationTests {
         let runtime = try await EngineFixture.shared.runtime()
         let host = try #require(runtime.engineHost)
         let directory = temporaryDirectory("avatar-animation")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let photoData = try TestData.skimage("astronaut.png", settings: runtime.settings)
         let photoPath = directory + "/astronaut.png"
         try photoData.write(to: URL(fileURLWithPath: photoPath))
