@@ -5,7 +5,7 @@ SWIFT ?= swift
 RELEASE_BIN := .build/release/avatar
 DEBUG_BIN := .build/debug/avatar
 
-.PHONY: run test setup build build-debug doctor bench clean
+.PHONY: run test setup build build-debug build-deps doctor bench clean
 
 ## run: install Debian/PyPI dependencies and models, build (release), serve on http://127.0.0.1:8080
 run: setup
@@ -20,11 +20,14 @@ test: build-debug
 setup: build
 	$(RELEASE_BIN) setup
 
-build:
+build-deps:
+	@scripts/build-deps.sh
+
+build: build-deps
 	@echo "==> swift build -c release (first build: several minutes on 2 cores)"
 	$(SWIFT) build -c release --product avatar
 
-build-debug:
+build-debug: build-deps
 	@echo "==> swift build --build-tests (first build: several minutes on 2 cores)"
 	$(SWIFT) build --build-tests
 
