@@ -41,6 +41,9 @@ public struct OpenAIChatClient: Sendable {
         self.apiKey = apiKey
     }
 
+    /// The engine's name, for errors and reply metadata.
+    public var engineName: String { http.engine }
+
     /// Streams the reply's text deltas as they are generated.
     public func stream(_ messages: [ChatMessage], options: ChatOptions = ChatOptions()) -> AsyncThrowingStream<String, any Error> {
         AsyncThrowingStream { continuation in
