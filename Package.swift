@@ -60,6 +60,14 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // The conversation: model chain with fallbacks, persona, memory, emotion, child safety, speakable stream.
+        .target(
+            name: "AvatarConversation",
+            dependencies: [
+                "AvatarCore", "AvatarEngines", "AvatarStore", "AvatarCache",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
         // Provisioning (`avatar setup`) and diagnostics (`avatar doctor`).
         .target(
             name: "AvatarSetup",
@@ -78,7 +86,7 @@ let package = Package(
         .executableTarget(
             name: "AvatarCLI",
             dependencies: [
-                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarSetup", "AvatarStore", "AvatarCache",
+                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarSetup", "AvatarStore", "AvatarCache", "AvatarConversation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -88,11 +96,12 @@ let package = Package(
         .testTarget(
             name: "AvatarTests",
             dependencies: [
-                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarStore", "AvatarCache", "AvatarSetup",
+                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarStore", "AvatarCache", "AvatarSetup", "AvatarConversation",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            ]
+            ],
+            exclude: ["Fakes"]
         ),
     ]
 )
