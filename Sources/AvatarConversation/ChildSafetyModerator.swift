@@ -34,7 +34,7 @@ public struct ChildSafetyModerator: Sendable {
         .init(category: .violence, pattern: #"как (сделать )?(больно|ударить|побить)"#),
         // Weapons and explosives.
         .init(category: .weapons, pattern: #"\b(bomb|explosive|grenade|molotov|gunpowder)s?\b"#),
-        .init(category: .weapons, pattern: #"\b(get|buy|make|build|shoot|load) (a |my |dad'?s )?(gun|pistol|rifle)\b"#),
+        .init(category: .weapons, pattern: #"\b(get|buy|make|build|shoot|load|find|take|use)\b(\s+\S+){0,2}\s+(?<!water )(?<!nerf )(?<!toy )(gun|pistol|rifle)s?\b"#),
         .init(category: .weapons, pattern: #"(бомб|взрывчатк|ручн(ая|ую) гранат|коктейль молотова|порох|(?<!водяной )(?<!водяного )пистолет|оружи|автомат калашникова)"#),
         // Self-harm and suicide.
         .init(category: .selfHarm, pattern: #"\b(suicide|kill myself|end my life|hurt myself|cut myself|want to die|self[- ]harm)\b"#),
