@@ -14,7 +14,7 @@ struct AvatarCommand: AsyncParsableCommand {
         See README.md for every key.
         """,
         version: avatarVersion,
-        subcommands: [Serve.self, Setup.self, Doctor.self, Bench.self],
+        subcommands: [Serve.self, Setup.self, Doctor.self, Bench.self, Chat.self],
         defaultSubcommand: Serve.self
     )
 }

@@ -18,6 +18,8 @@ final class PythonServer: @unchecked Sendable {
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
+        // The fake server exits when its stdin closes, i.e. when the test process ends.
+        process.standardInput = Pipe()
         try process.run()
         var line = Data()
         while !line.contains(UInt8(ascii: "\n")) {
@@ -35,7 +37,8 @@ final class PythonServer: @unchecked Sendable {
     }
 
     deinit {
-        process.terminate()
+        // SIGKILL, not terminate(): a child of the test process may inherit a blocked SIGTERM.
+        kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 

@@ -13,7 +13,9 @@ Prints "listening on PORT" once ready.
 """
 
 import json
+import os
 import socket
+import threading
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -84,7 +86,14 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
 
 
+def exit_when_stdin_closes() -> None:
+    """The test process holds our stdin; when it exits, so do we."""
+    sys.stdin.read()
+    os._exit(0)
+
+
 if __name__ == "__main__":
+    threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     print(f"listening on {server.server_address[1]}", flush=True)
     sys.stdout.flush()
