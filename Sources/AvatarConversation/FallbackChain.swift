@@ -58,7 +58,8 @@ public enum ChainEvent: Sendable, Equatable {
 /// Backends in order of preference, each behind a circuit breaker, ending in a canned reply.
 ///
 /// A retryable failure before the first token is retried with backoff, then the next backend is
-/// tried. Text already streamed is never repeated: a failure after the first token ends the reply
+/// tried. A reply with no text (only whitespace, or an immediate end) is a failure too: the avatar
+/// must never fall silent. Text already streamed is never repeated: a failure after the first token ends the reply
 /// (marked `interrupted`) instead of starting over on another model.
 public struct FallbackChain: Sendable {
     public let backends: [any LLMBackend]
@@ -161,6 +162,8 @@ public struct FallbackChain: Sendable {
         var generation = 0
         var watchdog = arm(generation)
         var sent = false
+        // Leading whitespace is held back: a reply that is only whitespace is an empty reply.
+        var heldWhitespace = ""
         defer {
             watchdog.cancel()
             reader.cancel()
@@ -169,14 +172,20 @@ public struct FallbackChain: Sendable {
         for await signal in signals {
             switch signal {
             case .token(let text):
-                if !text.isEmpty {
+                if !sent, text.allSatisfy(\.isWhitespace) {
+                    heldWhitespace += text
+                } else if !text.isEmpty {
                     sent = true
-                    emit(text)
+                    emit(heldWhitespace + text)
+                    heldWhitespace = ""
                 }
                 watchdog.cancel()
                 generation += 1
                 watchdog = arm(generation)
             case .end:
+                guard sent else {
+                    return .failed(EngineError.invalidResponse(engine: backend.name, reason: "the model returned an empty reply"), sentText: false)
+                }
                 return .success
             case .failed(let error):
                 return .failed(error, sentText: sent)

@@ -40,6 +40,17 @@ struct FallbackChainTests {
         #expect(status?.summary.contains("canned") == true)
     }
 
+    @Test("An empty or whitespace-only reply is a failure, so the next backend answers")
+    func emptyReply() async {
+        let silent = FakeBackend(name: "silent", tokens: ["\n", " "])
+        let good = FakeBackend(name: "good", tokens: ["\n", "Hi", "."])
+        let chain = FallbackChain(backends: [silent, good], policy: fast)
+        let (text, status) = await collect(chain.stream([.user("hi")], options: ChatOptions(), canned: "c"))
+        #expect(text == "\nHi.")
+        #expect(status?.backend == "good")
+        #expect(status?.failures.first?.message.contains("empty reply") == true)
+    }
+
     @Test("An open circuit skips a dead backend in well under a millisecond per call")
     func circuitBreaker() async {
         let dead = FakeBackend(name: "dead", failures: 1000)
