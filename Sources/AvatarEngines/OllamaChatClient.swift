@@ -29,13 +29,13 @@ public struct OllamaChatClient: Sendable {
                     let response = try await http.stream(.POST, "/api/chat", body: try requestBody(messages, options), contentType: "application/json")
                     var lines = LineSplitter()
                     var finished = false
-                    for try await chunk in response.body {
-                        for line in lines.feed(String(buffer: chunk)) where !line.isEmpty {
+                    // Read to the end even after the final line, so the connection goes back to the pool clean.
+                    for try await chunk in response.body where !finished {
+                        for line in lines.feed(String(buffer: chunk)) where !line.isEmpty && !finished {
                             let (delta, done) = try parseLine(line)
                             if let delta, !delta.isEmpty { continuation.yield(delta) }
                             if done { finished = true }
                         }
-                        if finished { break }
                     }
                     if !finished, let rest = lines.remainder, !rest.isEmpty {
                         let (delta, done) = try parseLine(rest)
