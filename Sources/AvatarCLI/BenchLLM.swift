@@ -5,7 +5,8 @@ import AvatarEngines
 import Foundation
 
 /// `avatar bench llm`: time to first token, time to first speakable clause and tokens/s through the
-/// configured model chain, the path `avatar chat` and the server take.
+/// configured model chain, the path `avatar chat` and the server take. Each run's message differs (a
+/// run number), so only the system prompt can come from llama.cpp's prompt cache, as in a conversation.
 struct BenchLLM: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "llm", abstract: "Time to first token, to first speakable clause, and tokens/s of the model chain.")
 
@@ -40,7 +41,7 @@ struct BenchLLM: AsyncParsableCommand {
                 var count = 0
                 var segmenter = SpeakableSegmenter()
                 var status: ChainStatus?
-                for await event in session.chain.stream([.system("You are a friendly assistant. Answer in two or three sentences."), .user(prompt)], options: ChatOptions(maxTokens: maxTokens, temperature: 0.7), canned: "—") {
+                for await event in session.chain.stream([.system("You are a friendly assistant. Answer in two or three sentences."), .user("\(prompt) (\(run + 1))")], options: ChatOptions(maxTokens: maxTokens, temperature: 0.7), canned: "—") {
                     switch event {
                     case .token(let token):
                         count += 1
