@@ -123,6 +123,27 @@ struct FallbackChainTests {
         #expect(ollamaText == "Hello there. How are you today?")
     }
 
+    @Test("Request bodies follow the APIs: Ollama model/messages/stream/options/keep_alive, OpenAI max_tokens")
+    func requestBodies() async throws {
+        let messages: [ChatMessage] = [.system("Be brief."), .user("Hi")]
+        let options = ChatOptions(maxTokens: 42, temperature: 0.3)
+        let (ollamaEcho, ollamaError) = await drain(ollama("echo").stream(messages, options: options))
+        #expect(ollamaError == nil)
+        let ollamaBody = try #require(try JSONSerialization.jsonObject(with: Data(ollamaEcho.utf8)) as? [String: Any])
+        #expect(ollamaBody["model"] as? String == "fake")
+        #expect(ollamaBody["stream"] as? Bool == true)
+        #expect(ollamaBody["keep_alive"] as? String == "5m")
+        let ollamaOptions = try #require(ollamaBody["options"] as? [String: Any])
+        #expect(ollamaOptions["num_predict"] as? Int == 42)
+        #expect(ollamaOptions["temperature"] as? Double == 0.3)
+        #expect((ollamaBody["messages"] as? [[String: String]]) == [["role": "system", "content": "Be brief."], ["role": "user", "content": "Hi"]])
+        let (openAIEcho, openAIError) = await drain(openAI("echo").stream(messages, options: options))
+        #expect(openAIError == nil)
+        let openAIBody = try #require(try JSONSerialization.jsonObject(with: Data(openAIEcho.utf8)) as? [String: Any])
+        #expect(openAIBody["max_tokens"] as? Int == 42)
+        #expect(openAIBody["stream"] as? Bool == true)
+    }
+
     @Test("HTTP 500 is a retryable rejection carrying the server's message")
     func wire500() async {
         for stream in [openAI("error500").stream([.user("hi")]), ollama("error500").stream([.user("hi")])] {

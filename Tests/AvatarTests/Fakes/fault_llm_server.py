@@ -8,6 +8,7 @@ The first path segment picks the behaviour, so one process serves every case:
   /disconnect/...  two tokens, then the connection is closed without ending the stream
   /slow/...        1.5 s before the first token, then a normal stream
   /ollamaerror/... Ollama stream: one token, then an {"error": ...} line
+  /echo/...        the request body, as the only token of a normal stream
 The rest of the path is /v1/chat/completions (OpenAI SSE) or /api/chat (Ollama NDJSON).
 Prints "listening on PORT" once ready.
 """
@@ -47,7 +48,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
+        request = self.rfile.read(length)
         mode = self.path.strip("/").split("/")[0]
         ollama = self.path.endswith("/api/chat")
         if mode == "error500":
@@ -71,7 +72,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         if mode == "slow":
             time.sleep(1.5)
-        for index, token in enumerate(TOKENS):
+        tokens = [request.decode()] if mode == "echo" else TOKENS
+        for index, token in enumerate(tokens):
             if mode == "disconnect" and index == 2:
                 self.wfile.flush()
                 self.connection.shutdown(socket.SHUT_RDWR)
