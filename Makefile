@@ -36,6 +36,7 @@ doctor: build
 
 bench: build setup
 	$(RELEASE_BIN) bench engines
+	$(RELEASE_BIN) bench llm
 
 clean:
 	rm -rf .build

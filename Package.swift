@@ -71,6 +71,14 @@ let package = Package(
             name: "AvatarAnimation",
             dependencies: ["AvatarCore", "CTurboJPEG"]
         ),
+        // The conversation: model chain with fallbacks, persona, memory, emotion, child safety, speakable stream.
+        .target(
+            name: "AvatarConversation",
+            dependencies: [
+                "AvatarCore", "AvatarEngines", "AvatarStore", "AvatarCache",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
         // Provisioning (`avatar setup`) and diagnostics (`avatar doctor`).
         .target(
             name: "AvatarSetup",
@@ -89,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "AvatarCLI",
             dependencies: [
-                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarSetup", "AvatarStore", "AvatarCache", "AvatarAnimation",
+                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarSetup", "AvatarStore", "AvatarCache", "AvatarAnimation", "AvatarConversation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -99,11 +107,12 @@ let package = Package(
         .testTarget(
             name: "AvatarTests",
             dependencies: [
-                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarStore", "AvatarCache", "AvatarSetup", "AvatarAnimation",
+                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarStore", "AvatarCache", "AvatarSetup", "AvatarAnimation", "AvatarConversation",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            ]
+            ],
+            exclude: ["Fakes"]
         ),
     ]
 )

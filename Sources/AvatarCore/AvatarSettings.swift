@@ -18,6 +18,11 @@ public struct AvatarSettings: Sendable {
         case external(host: String, port: Int)
     }
 
+    /// Wire protocol of an external chat model.
+    public enum LLMAPI: String, Sendable {
+        case ollama, openai
+    }
+
     /// Log line format.
     public enum LogFormat: String, Sendable {
         case auto, json, text
@@ -47,6 +52,15 @@ public struct AvatarSettings: Sendable {
     public var llmThreads: Int
     /// Context window of the embedded LLM, in tokens.
     public var llmContextSize: Int
+    /// An external chat model to prefer over the embedded one (`AVATAR_LLM_URL`), e.g. Ollama at
+    /// `http://127.0.0.1:11434`; nil to use the embedded model only.
+    public var llmURL: String?
+    /// The external model's name (`AVATAR_LLM_MODEL`), e.g. `qwen2.5:1.5b`.
+    public var llmModel: String?
+    /// The external server's protocol (`AVATAR_LLM_API`): `ollama` or `openai`.
+    public var llmAPI: LLMAPI
+    /// Languages the external model converses in (`AVATAR_LLM_LANGUAGES`, comma-separated); empty = any.
+    public var llmLanguages: [String]
     public var redis: RedisMode
     public var logLevel: String
     public var logFormat: LogFormat
@@ -72,7 +86,8 @@ public struct AvatarSettings: Sendable {
             host: "127.0.0.1", port: 8080, homeDir: home,
             dataDir: home + "/data", modelsDir: home + "/models", venvDir: home + "/venv",
             webRoot: "Public", enginesEnabled: true, engineStartTimeout: 180, engineRequestTimeout: 120,
-            llmEmbedded: true, llmThreads: 1, llmContextSize: 2048, redis: .managed,
+            llmEmbedded: true, llmThreads: 1, llmContextSize: 2048,
+            llmURL: nil, llmModel: nil, llmAPI: .ollama, llmLanguages: [], redis: .managed,
             logLevel: "info", logFormat: .auto, sadTalkerDir: nil, sadTalkerCheckpoints: nil, sadTalkerPython: "python3",
             configFile: nil
         )
@@ -114,6 +129,29 @@ public struct AvatarSettings: Sendable {
         settings.llmEmbedded = try reader.bool("llm.embedded") ?? settings.llmEmbedded
         settings.llmThreads = try reader.int("llm.threads", range: 1...256) ?? settings.llmThreads
         settings.llmContextSize = try reader.int("llm.context_size", range: 256...131072) ?? settings.llmContextSize
+        if let url = try reader.string("llm.url"), !url.isEmpty {
+            guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host?.isEmpty == false else {
+                throw SettingsError(key: "llm.url", env: "AVATAR_LLM_URL", reason: "must be an http(s) URL such as http://127.0.0.1:11434, got '\(url)'")
+            }
+            settings.llmURL = url
+        }
+        settings.llmModel = try reader.string("llm.model").flatMap { $0.isEmpty ? nil : $0 }
+        if let api = try reader.string("llm.api") {
+            guard let parsed = LLMAPI(rawValue: api) else {
+                throw SettingsError(key: "llm.api", env: "AVATAR_LLM_API", reason: "must be ollama or openai, got '\(api)'")
+            }
+            settings.llmAPI = parsed
+        }
+        if let languages = try reader.string("llm.languages") {
+            let codes = languages.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+            if let bad = codes.first(where: { $0.count != 2 || !$0.allSatisfy(\.isLetter) }) {
+                throw SettingsError(key: "llm.languages", env: "AVATAR_LLM_LANGUAGES", reason: "must be comma-separated two-letter language codes such as en,ru, got '\(bad)'")
+            }
+            settings.llmLanguages = codes
+        }
+        if settings.llmURL != nil, settings.llmModel == nil {
+            throw SettingsError(key: "llm.model", env: "AVATAR_LLM_MODEL", reason: "AVATAR_LLM_URL is set, so name the model to use there, e.g. AVATAR_LLM_MODEL=qwen2.5:1.5b")
+        }
         if let redis = try reader.string("redis") {
             settings.redis = try parseRedis(redis)
         }

@@ -41,6 +41,9 @@ public struct OpenAIChatClient: Sendable {
         self.apiKey = apiKey
     }
 
+    /// The engine's name, for errors and reply metadata.
+    public var engineName: String { http.engine }
+
     /// Streams the reply's text deltas as they are generated.
     public func stream(_ messages: [ChatMessage], options: ChatOptions = ChatOptions()) -> AsyncThrowingStream<String, any Error> {
         AsyncThrowingStream { continuation in
@@ -48,16 +51,19 @@ public struct OpenAIChatClient: Sendable {
                 do {
                     let response = try await http.stream(.POST, "/v1/chat/completions", body: try requestBody(messages, options, stream: true), contentType: "application/json")
                     var parser = ServerSentEventParser()
-                    for try await chunk in response.body {
-                        for event in parser.feed(chunk) {
+                    var done = false
+                    // Read to the end even after [DONE], so the connection goes back to the pool clean.
+                    for try await chunk in response.body where !done {
+                        for event in parser.feed(chunk) where !done {
                             if event == "[DONE]" {
-                                continuation.finish()
-                                return
-                            }
-                            if let delta = try parseDelta(event) {
+                                done = true
+                            } else if let delta = try parseDelta(event) {
                                 continuation.yield(delta)
                             }
                         }
+                    }
+                    guard done else {
+                        throw EngineError.unavailable(engine: http.engine, reason: "the stream ended before its [DONE] event; the server may have crashed")
                     }
                     continuation.finish()
                 } catch {

@@ -36,7 +36,10 @@ enum EngineCatalog {
                  "--model", settings.llmModelPath, "--model_alias", embeddedLLMModel,
                  "--host", "127.0.0.1", "--port", String(port),
                  "--n_threads", String(settings.llmThreads), "--n_threads_batch", String(settings.llmThreads),
-                 "--n_ctx", String(settings.llmContextSize), "--verbose", "False"]
+                 "--n_ctx", String(settings.llmContextSize), "--verbose", "False",
+                 // By default any request that arrives during a stream — the supervisor's liveness probe
+                 // of /v1/models every 5 s — makes the server end that stream early with [DONE].
+                 "--interrupt_requests", "False"]
             },
             environment: offlineEnvironment,
             logFile: logPath(settings, "llm"),

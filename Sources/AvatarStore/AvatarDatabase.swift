@@ -71,6 +71,27 @@ public final class AvatarDatabase: Sendable {
                 t.column("createdAt", .datetime).notNull()
             }
         }
+        migrator.registerMigration("v2-conversations") { db in
+            try db.create(table: "conversationTurn") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("avatarId", .text).notNull().indexed()
+                t.column("role", .text).notNull()
+                t.column("text", .text).notNull()
+                t.column("createdAt", .datetime).notNull()
+            }
+            try db.create(table: "conversationMemory") { t in
+                t.primaryKey("avatarId", .text)
+                t.column("summary", .text).notNull().defaults(to: "")
+                t.column("summarizedThrough", .integer).notNull().defaults(to: 0)
+            }
+            try db.create(table: "memoryFact") { t in
+                t.column("avatarId", .text).notNull()
+                t.column("key", .text).notNull()
+                t.column("fact", .text).notNull()
+                t.column("createdAt", .datetime).notNull()
+                t.primaryKey(["avatarId", "key"])
+            }
+        }
         return migrator
     }
 

@@ -39,6 +39,9 @@ struct SettingsTests {
         ("AVATAR_ENGINES_ENABLED", "maybe", "AVATAR_ENGINES_ENABLED"),
         ("AVATAR_REDIS", "http://x", "AVATAR_REDIS"),
         ("AVATAR_LOG_LEVEL", "loud", "AVATAR_LOG_LEVEL"),
+        ("AVATAR_LLM_URL", "ollama.local", "AVATAR_LLM_URL"),
+        ("AVATAR_LLM_API", "grpc", "AVATAR_LLM_API"),
+        ("AVATAR_LLM_LANGUAGES", "english", "AVATAR_LLM_LANGUAGES"),
     ])
     func badValues(variable: String, value: String, named: String) async throws {
         do {
@@ -48,6 +51,25 @@ struct SettingsTests {
             #expect(error.userMessage.contains(named))
             #expect(error.userMessage.contains(value))
             #expect(!error.userMessage.contains("\n"))
+        }
+    }
+
+    @Test("An external model: URL, model, protocol and languages; a URL without a model is an error")
+    func externalModel() async throws {
+        let settings = try await AvatarSettings.load(environment: [
+            "AVATAR_HOME": home, "AVATAR_LLM_URL": "http://127.0.0.1:11434", "AVATAR_LLM_MODEL": "qwen2.5:1.5b", "AVATAR_LLM_LANGUAGES": "en, RU",
+        ])
+        #expect(settings.llmURL == "http://127.0.0.1:11434")
+        #expect(settings.llmModel == "qwen2.5:1.5b")
+        #expect(settings.llmAPI == .ollama)
+        #expect(settings.llmLanguages == ["en", "ru"])
+        let defaults = try await AvatarSettings.load(environment: ["AVATAR_HOME": home])
+        #expect(defaults.llmURL == nil)
+        do {
+            _ = try await AvatarSettings.load(environment: ["AVATAR_HOME": home, "AVATAR_LLM_URL": "http://127.0.0.1:11434"])
+            Issue.record("AVATAR_LLM_URL without AVATAR_LLM_MODEL was accepted")
+        } catch let error as SettingsError {
+            #expect(error.userMessage.contains("AVATAR_LLM_MODEL"))
         }
     }
 

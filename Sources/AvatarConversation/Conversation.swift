@@ -1,0 +1,225 @@
+import AvatarCore
+import AvatarEngines
+import AvatarStore
+import Foundation
+
+/// What the voice, the face and the API learn about a finished reply.
+public struct ReplyMetadata: Sendable, Equatable {
+    /// The whole reply as shown (emoji kept).
+    public var text: String
+    /// The conversation's language for this turn ("en", "ru").
+    public var language: String
+    /// The user's emotion as detected.
+    public var userEmotion: Emotion
+    /// The emotion the avatar expresses in this reply.
+    public var emotion: Emotion
+    /// How the reply was produced (backend, failures, canned), or nil when moderation or the cache answered.
+    public var chain: ChainStatus?
+    /// The moderation category that changed the reply, for the user's message or the model's.
+    public var moderated: ChildSafetyModerator.Category?
+    /// Whether the reply came from the response cache.
+    public var cached: Bool
+    /// Set when the active model cannot serve this language: what is wrong and how to fix it.
+    public var capabilityNotice: String?
+}
+
+/// Events of one reply, in order: speakable segments as early as possible, then the metadata.
+public enum ConversationEvent: Sendable, Equatable {
+    case segment(SpeakableSegment)
+    case done(ReplyMetadata)
+}
+
+/// Limits of one conversation.
+public struct ConversationOptions: Sendable {
+    /// Tokens the prompt (system, memory, recent turns, message) may use.
+    public var contextTokens: Int
+    /// Tokens reserved for the reply.
+    public var replyTokens: Int
+    public var temperature: Double
+
+    public init(contextTokens: Int = 2048, replyTokens: Int = 160, temperature: Double = 0.7) {
+        self.contextTokens = contextTokens
+        self.replyTokens = replyTokens
+        self.temperature = temperature
+    }
+}
+
+/// One avatar's conversation: persona, memory, moderation, emotion, cache and the model chain,
+/// turned into a stream of speakable segments.
+public actor Conversation {
+    public let avatarId: String
+    public let persona: Persona
+    let chain: FallbackChain
+    let database: AvatarDatabase
+    let cache: ResponseCache?
+    let options: ConversationOptions
+    let moderator = ChildSafetyModerator()
+    let emotions = EmotionDetector()
+    let facts = FactExtractor()
+    /// The messages sent to the model for the latest reply (for diagnostics and tests).
+    public private(set) var lastPrompt: [ChatMessage] = []
+
+    public init(avatarId: String, persona: Persona, chain: FallbackChain, database: AvatarDatabase, cache: ResponseCache? = nil, options: ConversationOptions = ConversationOptions()) {
+        self.avatarId = avatarId
+        self.persona = persona
+        self.chain = chain
+        self.database = database
+        self.cache = cache
+        self.options = options
+    }
+
+    /// Answers one user message. Cancelling the consumer stops generation (barge-in).
+    public func reply(to message: String) -> AsyncThrowingStream<ConversationEvent, any Error> {
+        AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    try await self.produce(message) { continuation.yield($0) }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    private func produce(_ message: String, emit: @Sendable (ConversationEvent) -> Void) async throws {
+        let language = LanguageGuess.detect(message)
+        let userEmotion = emotions.detect(message)
+        _ = try database.appendTurn(StoredTurn(avatarId: avatarId, role: "user", text: message))
+        for fact in facts.facts(in: message) {
+            try database.saveFact(avatarId: avatarId, key: fact.key, fact: fact.fact)
+        }
+        var metadata = ReplyMetadata(text: "", language: language, userEmotion: userEmotion, emotion: .neutral, chain: nil, moderated: nil, cached: false, capabilityNotice: nil)
+
+        if persona.isChildSafe, let category = moderator.check(message).category {
+            let redirect = ChildSafetyModerator.redirect(category, persona: persona, language: language)
+            metadata.moderated = category
+            try finish(redirect, segments: nil, metadata: metadata, emit: emit)
+            return
+        }
+
+        if let active = await chain.activeBackend(), !active.capabilities.supports(language: language) {
+            metadata.capabilityNotice = Self.capabilityNotice(backend: active, language: language)
+        }
+
+        let memory = try database.memory(avatarId: avatarId)
+        let usesPersonalMemory = !memory.facts.isEmpty || !memory.summary.isEmpty
+        if let cache, let answer = await cache.lookup(persona: cacheScope, language: language, question: message) {
+            metadata.cached = true
+            try finish(answer, segments: nil, metadata: metadata, emit: emit)
+            return
+        }
+
+        let prompt = try buildPrompt(message, language: language, emotion: userEmotion, memory: memory)
+        lastPrompt = prompt
+        var segmenter = SpeakableSegmenter()
+        var spoken: [SpeakableSegment] = []
+        var status: ChainStatus?
+        let childSafe = persona.isChildSafe
+        events: for await event in chain.stream(prompt, options: ChatOptions(maxTokens: options.replyTokens, temperature: options.temperature), canned: persona.cannedReply(language: language)) {
+            switch event {
+            case .token(let token):
+                for segment in segmenter.feed(token) {
+                    if childSafe, let category = moderator.check(segment.text).category {
+                        metadata.moderated = category
+                        break events
+                    }
+                    spoken.append(segment)
+                    emit(.segment(segment))
+                }
+            case .finished(let finished):
+                status = finished
+            }
+        }
+        metadata.chain = status
+        if metadata.moderated == nil, let last = segmenter.flush() {
+            if childSafe, let category = moderator.check(last.text).category {
+                metadata.moderated = category
+            } else {
+                spoken.append(last)
+                emit(.segment(last))
+            }
+        }
+        if let category = metadata.moderated {
+            // The unsafe segment was never spoken: what was said stays, the redirection follows it.
+            let redirect = ChildSafetyModerator.redirect(category, persona: persona, language: language)
+            try finish(redirect, segments: spoken, metadata: metadata, emit: emit)
+            return
+        }
+        let reply = spoken.map(\.text).joined(separator: " ")
+        try finish(reply, segments: spoken, metadata: metadata, emit: emit)
+        if let cache, let status, status.backend != nil, !status.usedFallback, !status.interrupted {
+            await cache.store(persona: cacheScope, language: language, question: message, answer: reply, usedPersonalMemory: usesPersonalMemory)
+        }
+    }
+
+    /// Emits `text` as segments (unless they were already streamed), stores the turn and the metadata.
+    private func finish(_ text: String, segments alreadySpoken: [SpeakableSegment]?, metadata: ReplyMetadata, emit: @Sendable (ConversationEvent) -> Void) throws {
+        var metadata = metadata
+        var shown = alreadySpoken?.map(\.text) ?? []
+        if alreadySpoken == nil || metadata.moderated != nil {
+            var segmenter = SpeakableSegmenter()
+            var pieces = segmenter.feed(text)
+            if let last = segmenter.flush() { pieces.append(last) }
+            for piece in pieces { emit(.segment(piece)) }
+            shown += pieces.map(\.text)
+        }
+        metadata.text = shown.joined(separator: " ")
+        metadata.emotion = EmotionDetector.replyEmotion(for: metadata.userEmotion, replyText: metadata.text, detector: emotions)
+        _ = try database.appendTurn(StoredTurn(avatarId: avatarId, role: "assistant", text: metadata.text))
+        emit(.done(metadata))
+    }
+
+    /// The persona's cache namespace: a changed persona never reads the old persona's answers.
+    var cacheScope: String {
+        let description = "\(persona.name)|\(persona.age ?? -1)|\(persona.style)|\(persona.interests)|\(persona.backstory)"
+        var hash: UInt64 = 14_695_981_039_346_656_037
+        for byte in description.utf8 { hash = (hash ^ UInt64(byte)) &* 1_099_511_628_211 }
+        return "\(avatarId):\(String(hash, radix: 16))"
+    }
+
+    /// System prompt + remembered facts + summary, then as many recent turns as fit, then the message.
+    /// Turns that no longer fit are folded into the summary and persisted.
+    func buildPrompt(_ message: String, language: String, emotion: Emotion, memory: StoredMemory) throws -> [ChatMessage] {
+        var memory = memory
+        var recent = try database.turns(avatarId: avatarId, after: memory.summarizedThrough)
+        // The current message was stored already; it goes last, on its own.
+        if recent.last?.role == "user", recent.last?.text == message { recent.removeLast() }
+
+        func system() -> String {
+            var parts = [persona.systemPrompt(language: language)]
+            if let hint = EmotionDetector.toneHint(for: emotion, language: language) { parts.append(hint) }
+            if !memory.facts.isEmpty {
+                parts.append((language == "ru" ? "Что ты знаешь о собеседнике:\n" : "What you know about the user:\n") + memory.facts.keys.sorted().compactMap { memory.facts[$0] }.map { "- " + $0 }.joined(separator: "\n"))
+            }
+            if !memory.summary.isEmpty {
+                parts.append((language == "ru" ? "Раньше в разговоре:\n" : "Earlier in the conversation:\n") + memory.summary)
+            }
+            return parts.joined(separator: "\n\n")
+        }
+
+        let budget = options.contextTokens - options.replyTokens
+        let summaryBudget = max(64, budget / 5)
+        var used = TokenEstimate.tokens(system()) + TokenEstimate.tokens(message)
+        var kept: [StoredTurn] = []
+        for turn in recent.reversed() {
+            let cost = TokenEstimate.tokens(turn.text)
+            if used + cost > budget { break }
+            used += cost
+            kept.insert(turn, at: 0)
+        }
+        let folded = recent.prefix(recent.count - kept.count)
+        if let lastFolded = folded.last?.id {
+            memory.summary = TurnSummarizer.fold(memory.summary, turns: folded.map { ($0.role, $0.text) }, speaker: persona.name, budgetTokens: summaryBudget)
+            memory.summarizedThrough = lastFolded
+            try database.saveSummary(avatarId: avatarId, summary: memory.summary, through: lastFolded)
+        }
+        return [.system(system())] + kept.map { ChatMessage(role: $0.role, content: $0.text) } + [.user(message)]
+    }
+
+    static func capabilityNotice(backend: any LLMBackend, language: String) -> String {
+        let speaks = backend.capabilities.languages.map { $0.sorted().joined(separator: ", ") } ?? "?"
+        return "The active model (\(backend.name)) speaks only \(speaks), not '\(language)'; replies may be poor. Connect a multilingual model, e.g. Ollama: AVATAR_LLM_URL=http://127.0.0.1:11434 AVATAR_LLM_MODEL=qwen2.5:1.5b (AVATAR_LLM_API=ollama)."
+    }
+}
