@@ -37,6 +37,7 @@ doctor: build
 bench: build setup
 	$(RELEASE_BIN) bench engines
 	$(RELEASE_BIN) bench llm
+	$(RELEASE_BIN) bench render
 
 clean:
 	rm -rf .build
