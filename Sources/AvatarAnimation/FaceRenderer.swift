@@ -123,13 +123,15 @@ public struct FaceRenderer: Sendable {
         let vx = -(q1.y - q0.y) * inv, vy = (q1.x - q0.x) * inv
         let ax = (p1.x - p0.x) * ux + (p2.x - p0.x) * vx, bx = (p1.x - p0.x) * uy + (p2.x - p0.x) * vy
         let ay = (p1.y - p0.y) * ux + (p2.y - p0.y) * vx, by = (p1.y - p0.y) * uy + (p2.y - p0.y) * vy
-        let minY = max(0, Int(ceil(min(q0.y, q1.y, q2.y) - 0.5))), maxY = min(size - 1, Int(floor(max(q0.y, q1.y, q2.y) - 0.5)))
+        // Pixel (x, y) is the point (x, y): the crop was sampled that way, so an unmoved triangle copies its
+        // pixels exactly instead of blurring them by half a pixel.
+        let minY = max(0, Int(ceil(min(q0.y, q1.y, q2.y)))), maxY = min(size - 1, Int(floor(max(q0.y, q1.y, q2.y))))
         guard minY <= maxY else { return }
         let edges = [(q0, q1), (q1, q2), (q2, q0)]
         let width = rig.image.width, height = rig.image.height
         let maxSX = Double(width - 1) - 1e-6, maxSY = Double(height - 1) - 1e-6
         for y in minY...maxY {
-            let py = Double(y) + 0.5
+            let py = Double(y)
             // The triangle's span on this row: intersect the three edges with the scanline.
             var left = Double.infinity, right = -Double.infinity
             for (a, b) in edges where (a.y <= py && b.y > py) || (b.y <= py && a.y > py) {
@@ -138,11 +140,11 @@ public struct FaceRenderer: Sendable {
                 right = max(right, x)
             }
             guard left <= right else { continue }
-            let x0 = max(0, Int(ceil(left - 0.5))), x1 = min(size - 1, Int(ceil(right - 0.5)) - 1)
+            let x0 = max(0, Int(ceil(left))), x1 = min(size - 1, Int(ceil(right)) - 1)
             guard x0 <= x1 else { continue }
             let dy = py - q0.y
-            var sx = p0.x + ax * (Double(x0) + 0.5 - q0.x) + bx * dy
-            var sy = p0.y + ay * (Double(x0) + 0.5 - q0.x) + by * dy
+            var sx = p0.x + ax * (Double(x0) - q0.x) + bx * dy
+            var sy = p0.y + ay * (Double(x0) - q0.x) + by * dy
             var pixel = out + (y * size + x0) * 3
             for _ in x0...x1 {
                 let cx = min(max(sx, 0), maxSX), cy = min(max(sy, 0), maxSY)
@@ -184,7 +186,7 @@ public struct FaceRenderer: Sendable {
         var columns: [Column] = []
         for x in minX...maxX {
             for sx in 0..<samples {
-                let px = Double(x) + (Double(sx) + 0.5) / Double(samples)
+                let px = Double(x) - 0.5 + (Double(sx) + 0.5) / Double(samples)
                 let across = (px - left) / max(right - left, 1)
                 let restX = restLeft + across * (restRight - restLeft)
                 columns.append(Column(x: px, top: Self.curve(upperLip, at: px), bottom: Self.curve(lowerLip, at: px), across: across,
@@ -202,7 +204,7 @@ public struct FaceRenderer: Sendable {
                             let column = columns[(x - minX) * samples + sx]
                             guard column.x > left, column.x < right, column.bottom > column.top else { continue }
                             for sy in 0..<samples {
-                                let py = Double(y) + (Double(sy) + 0.5) / Double(samples)
+                                let py = Double(y) - 0.5 + (Double(sy) + 0.5) / Double(samples)
                                 guard py > column.top, py < column.bottom else { continue }
                                 covered += 1
                                 let color = mouthColor(column.top, column.bottom, column.across, column.restX, column.restTop, column.restBottom,

@@ -31,7 +31,7 @@ struct Generate: AsyncParsableCommand {
     var engine = "builtin"
 
     /// Bumped when the renderer's output changes, so old cached results are not served.
-    static let renderVersion = 2
+    static let renderVersion = 3
 
     func validate() throws {
         guard ExpressionTrack.emotions.contains(emotion) else {
