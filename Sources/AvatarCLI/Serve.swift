@@ -26,6 +26,9 @@ struct Serve: AsyncParsableCommand {
         do {
             try await app.runService()
         } catch {
+            if "\(error)".contains("Address already in use") {
+                fail("port \(settings.port) on \(settings.host) is already in use: stop the other server or choose another port with AVATAR_PORT", code: 2)
+            }
             fail("server stopped: \(error)")
         }
     }
