@@ -83,10 +83,13 @@ public actor StreamingSpeechRecognizer: SpeechRecognizer {
         guard !finished else { throw SpeechError.sessionFinished }
         pending.append(contentsOf: samples)
         do {
+            // One VAD check per push at most: when the engine fell behind the feed, the check covers
+            // all the new audio at once instead of replaying every missed hop.
             let hop = Int(options.vadHop * Self.rate)
-            while !finished, pending.count >= nextVAD + hop {
-                nextVAD += hop
-                try await step(upTo: nextVAD)
+            if pending.count >= nextVAD + hop {
+                let from = nextVAD
+                nextVAD = pending.count - (pending.count - nextVAD) % hop
+                try await step(from: from, upTo: nextVAD)
             }
         } catch {
             fail(error)
@@ -112,9 +115,9 @@ public actor StreamingSpeechRecognizer: SpeechRecognizer {
     }
 
     /// One VAD check of the audio up to `end` (an index in `pending`), then partial/final as due.
-    private func step(upTo end: Int) async throws {
+    private func step(from previous: Int, upTo end: Int) async throws {
         let window = Int((1.0 + options.endOfUtteranceSilence) * Self.rate)
-        let start = max(0, end - window)
+        let start = max(0, min(end - window, previous - Int(0.5 * Self.rate)))
         let activity = try await host.voiceActivity(audio: PCM.wav(pending[start..<end]))
         let frame = Int((activity.frameSeconds * Self.rate).rounded())
         let speech = activity.probabilities.indices.filter { activity.probabilities[$0] >= options.speechThreshold }
@@ -134,7 +137,9 @@ public actor StreamingSpeechRecognizer: SpeechRecognizer {
         }
         if end - lastSpeechEnd >= Int(options.endOfUtteranceSilence * Self.rate) {
             try await finalize(endingAt: min(end, lastSpeechEnd + Int(0.2 * Self.rate)))
-        } else if options.partialInterval > 0, end >= nextPartial {
+        } else if options.partialInterval > 0, end >= nextPartial, end - lastSpeechEnd < Int(0.2 * Self.rate) {
+            // Partials only while the person is speaking: in a pause the final is near, and a
+            // partial now would delay it by a whole Whisper pass.
             nextPartial = end + Int(options.partialInterval * Self.rate)
             let result = try await recognize(pending[utteranceStart..<end], cached: false)
             emit(.partial, result.transcription, end: lastSpeechEnd, cached: false)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import struct
 import subprocess
 import tempfile
 import threading
@@ -33,6 +34,21 @@ def reduce_noise(audio: np.ndarray) -> np.ndarray:
     return np.asarray(cleaned, dtype=np.float32)
 
 
+def _plain_wav_16k_mono(data: bytes) -> Optional[np.ndarray]:
+    """The samples of a canonical 16-bit 16 kHz mono PCM WAV (what the streaming recognizer sends),
+    read without starting ffmpeg (~30 ms saved per call); None for anything else."""
+    if len(data) < 44 or data[:4] != b"RIFF" or data[8:16] != b"WAVEfmt ":
+        return None
+    fmt, channels, rate = struct.unpack_from("<HHI", data, 20)
+    bits = struct.unpack_from("<H", data, 34)[0]
+    if (fmt, channels, rate, bits) != (1, 1, SAMPLE_RATE, 16) or data[36:40] != b"data":
+        return None
+    size = min(struct.unpack_from("<I", data, 40)[0], len(data) - 44)
+    if size < 2:
+        return None
+    return np.frombuffer(data, dtype="<i2", count=size // 2, offset=44).astype(np.float32) / 32768.0
+
+
 def decode_audio(data: bytes, *, ffmpeg: str = "ffmpeg") -> np.ndarray:
     """Decode any container/codec ffmpeg understands to mono float32 at 16 kHz.
 
@@ -43,6 +59,9 @@ def decode_audio(data: bytes, *, ffmpeg: str = "ffmpeg") -> np.ndarray:
         raise bad_request("empty_input", "The uploaded audio file is empty (0 bytes). "
                                          "Record some audio and send it as the 'file' field.",
                           param="file")
+    pcm16 = _plain_wav_16k_mono(data)
+    if pcm16 is not None:
+        return pcm16
     with tempfile.NamedTemporaryFile(prefix="avatar-asr-", suffix=".bin") as tmp:
         tmp.write(data)
         tmp.flush()
