@@ -25,12 +25,16 @@ VAD_FRAME = 512  # Silero's frame at 16 kHz (32 ms)
 
 
 def reduce_noise(audio: np.ndarray) -> np.ndarray:
-    """Spectral gating (noisereduce): a per-frequency noise threshold tracked over time."""
+    """Spectral gating (noisereduce): a per-frequency noise threshold tracked over time.
+
+    The gate lowers gated bins by 80 % instead of muting them: full suppression (the default)
+    raised WER on the noisy LibriVox clips (16.9 -> 25.4 %), 80 % lowered it (16.9 -> 14.1 %),
+    measured with whole-clip Whisper base at 5 dB SNR (see docs/speech.md)."""
     import noisereduce
 
     if len(audio) < SAMPLE_RATE // 4:
         return audio
-    cleaned = noisereduce.reduce_noise(y=audio, sr=SAMPLE_RATE, stationary=False, n_jobs=1)
+    cleaned = noisereduce.reduce_noise(y=audio, sr=SAMPLE_RATE, stationary=False, prop_decrease=0.8, n_jobs=1)
     return np.asarray(cleaned, dtype=np.float32)
 
 
