@@ -23,6 +23,9 @@ public struct RecognizerOptions: Sendable, Equatable {
     public var languageCandidates: [String] = ["ru", "en"]
     /// Detection probability (renormalised over the candidates) that locks the session's language.
     public var languageLockProbability: Double = 0.8
+    /// Longest utterance, seconds: speech that goes on longer is cut into finals of this length
+    /// (Whisper reads 30 s windows; this also bounds the memory a session holds).
+    public var maxUtterance: Double = 25
     /// Spectral-gating noise reduction in the engine host before recognition.
     public var denoise = false
 
@@ -33,6 +36,7 @@ public struct RecognizerOptions: Sendable, Equatable {
         guard partialInterval == 0 || partialInterval >= 0.25 else { throw SpeechError.invalidOption("partialInterval must be 0 (off) or ≥ 0.25 s") }
         guard vadHop >= 0.032, vadHop <= 1 else { throw SpeechError.invalidOption("vadHop must be 0.032…1 s") }
         guard (0.05...0.95).contains(speechThreshold) else { throw SpeechError.invalidOption("speechThreshold must be 0.05…0.95") }
+        guard maxUtterance >= 1, maxUtterance <= 30 else { throw SpeechError.invalidOption("maxUtterance must be 1…30 s") }
         guard (0...1).contains(languageLockProbability) else { throw SpeechError.invalidOption("languageLockProbability must be 0…1") }
         return self
     }
@@ -137,6 +141,11 @@ public actor StreamingSpeechRecognizer: SpeechRecognizer {
         }
         if end - lastSpeechEnd >= Int(options.endOfUtteranceSilence * Self.rate) {
             try await finalize(endingAt: min(end, lastSpeechEnd + Int(0.2 * Self.rate)))
+        } else if end - utteranceStart >= Int(options.maxUtterance * Self.rate) {
+            try await finalize(endingAt: end)
+            // Still speaking: the next utterance starts right here.
+            speechStarted = true
+            nextPartial = Int(options.partialInterval * Self.rate)
         } else if options.partialInterval > 0, end >= nextPartial, end - lastSpeechEnd < Int(0.2 * Self.rate) {
             // Partials only while the person is speaking: in a pause the final is near, and a
             // partial now would delay it by a whole Whisper pass.

@@ -96,6 +96,25 @@ struct SpeechRecognizerTests {
         #expect(await cache.currentMetrics().hits == b.count)
     }
 
+    @Test("Speech longer than maxUtterance is cut into several finals that keep the words")
+    func longSpeechIsCut() async throws {
+        let host = try #require(try await EngineFixture.shared.runtime().engineHost)
+        let clip = try #require(try TestData.librivoxClips().max { (try? AudioSamples.load($0.path).duration) ?? 0 < (try? AudioSamples.load($1.path).duration) ?? 0 })
+        let audio = try AudioSamples.load(clip.path)
+        var options = RecognizerOptions()
+        options.maxUtterance = 3
+        // A long silence setting, so that only the length limit (not a pause) can split the clip.
+        options.endOfUtteranceSilence = 2
+        options.partialInterval = 0
+        options.language = "en"
+        let run = try await Self.stream(try StreamingSpeechRecognizer(host: host, cache: nil, options: options), audio.samples, silence: 2.5)
+        let finals = (run.before + run.after).filter { $0.kind == .final }
+        #expect(finals.count >= Int(audio.duration / 3), "\(finals.count) finals for \(audio.duration) s")
+        // Cutting mid-word costs a little accuracy, not the transcript.
+        let wer = wordErrorRate(reference: clip.text, hypothesis: finals.map(\.text).joined(separator: " "))
+        #expect(wer <= 0.3, "WER \(wer): \(finals.map(\.text))")
+    }
+
     @Test("Silence alone opens no utterance and yields nothing")
     func silenceOnly() async throws {
         let host = try #require(try await EngineFixture.shared.runtime().engineHost)
