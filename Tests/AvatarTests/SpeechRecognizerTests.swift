@@ -115,6 +115,21 @@ struct SpeechRecognizerTests {
         #expect(wer <= 0.3, "WER \(wer): \(finals.map(\.text))")
     }
 
+    @Test("/v1/audio/vad: speech frames high, silence low, empty and junk uploads are clear errors")
+    func vadEndpoint() async throws {
+        let host = try #require(try await EngineFixture.shared.runtime().engineHost)
+        let clip = try #require(try TestData.librivoxClips().first)
+        let speech = try await host.voiceActivity(audio: try Data(contentsOf: URL(fileURLWithPath: clip.path)))
+        #expect(abs(speech.frameSeconds - 0.032) < 1e-9)
+        #expect(abs(Double(speech.probabilities.count) * speech.frameSeconds - speech.duration) < 0.04)
+        #expect(Double(speech.probabilities.filter { $0 >= 0.5 }.count) > 0.5 * Double(speech.probabilities.count))
+        let silence = try await host.voiceActivity(audio: PCM.wav([Float](repeating: 0, count: 16000)[...]))
+        #expect(silence.probabilities.count == 31)
+        #expect(silence.probabilities.allSatisfy { $0 < 0.2 })
+        await #expect(throws: EngineError.self) { _ = try await host.voiceActivity(audio: Data()) }
+        await #expect(throws: EngineError.self) { _ = try await host.voiceActivity(audio: Data("not audio at all".utf8)) }
+    }
+
     @Test("Silence alone opens no utterance and yields nothing")
     func silenceOnly() async throws {
         let host = try #require(try await EngineFixture.shared.runtime().engineHost)
