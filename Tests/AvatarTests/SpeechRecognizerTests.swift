@@ -130,6 +130,25 @@ struct SpeechRecognizerTests {
         await #expect(throws: EngineError.self) { _ = try await host.voiceActivity(audio: Data("not audio at all".utf8)) }
     }
 
+    @Test("transcribeFile: stereo WebM/Opus (48 kHz), Ogg/Vorbis and MP3 (44.1 kHz) are converted with ffmpeg and recognised")
+    func commonFormats() async throws {
+        let host = try #require(try await EngineFixture.shared.runtime().engineHost)
+        let clip = try #require(try TestData.librivoxClips().first)
+        let folder = temporaryDirectory("speech-formats")
+        for (name, codec, rate) in [("clip.webm", ["-c:a", "libopus"], "48000"), ("clip.ogg", ["-c:a", "libvorbis"], "44100"), ("clip.mp3", ["-c:a", "libmp3lame"], "44100")] {
+            let ffmpeg = Process()
+            ffmpeg.executableURL = URL(fileURLWithPath: "/usr/bin/ffmpeg")
+            ffmpeg.arguments = ["-v", "error", "-y", "-i", clip.path, "-ac", "2", "-ar", rate] + codec + [folder + "/" + name]
+            try ffmpeg.run()
+            ffmpeg.waitUntilExit()
+            try #require(ffmpeg.terminationStatus == 0)
+            let recognizer = try StreamingSpeechRecognizer(host: host, cache: nil)
+            let finals = try await recognizer.transcribeFile(folder + "/" + name).filter { $0.kind == .final }
+            let wer = wordErrorRate(reference: clip.text, hypothesis: finals.map(\.text).joined(separator: " "))
+            #expect(wer <= 0.1, "\(name): WER \(wer) \(finals.map(\.text))")
+        }
+    }
+
     @Test("Silence alone opens no utterance and yields nothing")
     func silenceOnly() async throws {
         let host = try #require(try await EngineFixture.shared.runtime().engineHost)
