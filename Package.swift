@@ -79,6 +79,11 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
+        // Speech: streaming recognizer (VAD end of utterance, partials, ru/en language lock, result cache).
+        .target(
+            name: "AvatarSpeech",
+            dependencies: ["AvatarCore", "AvatarEngines", "AvatarCache", "AvatarAnimation"]
+        ),
         // Provisioning (`avatar setup`) and diagnostics (`avatar doctor`).
         .target(
             name: "AvatarSetup",
@@ -97,7 +102,7 @@ let package = Package(
         .executableTarget(
             name: "AvatarCLI",
             dependencies: [
-                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarSetup", "AvatarStore", "AvatarCache", "AvatarAnimation", "AvatarConversation",
+                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarSetup", "AvatarStore", "AvatarCache", "AvatarAnimation", "AvatarConversation", "AvatarSpeech",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -107,7 +112,7 @@ let package = Package(
         .testTarget(
             name: "AvatarTests",
             dependencies: [
-                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarStore", "AvatarCache", "AvatarSetup", "AvatarAnimation", "AvatarConversation",
+                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarStore", "AvatarCache", "AvatarSetup", "AvatarAnimation", "AvatarConversation", "AvatarSpeech",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -21,6 +21,15 @@ public struct Transcription: Codable, Sendable, Equatable {
     public var segments: [Segment]
 }
 
+/// Speech probabilities per fixed-length frame, as the engine host's `/v1/audio/vad` returns them.
+public struct VoiceActivity: Codable, Sendable, Equatable {
+    /// Length of one frame in seconds (0.032: 512 samples at 16 kHz).
+    public var frameSeconds: Double
+    public var duration: Double
+    /// One 0…1 probability per frame.
+    public var probabilities: [Double]
+}
+
 /// A synthesis voice the engine host offers.
 public struct Voice: Codable, Sendable, Equatable {
     public var id: String
@@ -92,15 +101,27 @@ public struct EngineHostClient: Sendable {
         return try http.decode(EngineHostHealth.self, from: response.body)
     }
 
-    /// Transcribes audio in any container ffmpeg reads. `language` nil lets the model detect it.
-    public func transcribe(audio: Data, filename: String = "audio.wav", language: String? = nil) async throws -> Transcription {
+    /// Transcribes audio in any container ffmpeg reads. `language` nil lets the model detect it, among
+    /// `languageCandidates` when given; `denoise` runs spectral-gating noise reduction first.
+    public func transcribe(audio: Data, filename: String = "audio.wav", language: String? = nil,
+                           languageCandidates: [String] = [], denoise: Bool = false) async throws -> Transcription {
         var form = MultipartForm()
         form.addField("model", "whisper-base")
         form.addField("response_format", "verbose_json")
         if let language { form.addField("language", language) }
+        if !languageCandidates.isEmpty { form.addField("language_candidates", languageCandidates.joined(separator: ",")) }
+        if denoise { form.addField("denoise", "true") }
         form.addFile("file", filename: filename, contentType: "application/octet-stream", data: audio)
         let response = try await http.send(.POST, "/v1/audio/transcriptions", body: form.finished(), contentType: form.contentType)
         return try http.decode(Transcription.self, from: response.body)
+    }
+
+    /// Silero VAD: the speech probability of each 32 ms frame of the audio (any container ffmpeg reads).
+    public func voiceActivity(audio: Data, filename: String = "audio.wav") async throws -> VoiceActivity {
+        var form = MultipartForm()
+        form.addFile("file", filename: filename, contentType: "application/octet-stream", data: audio)
+        let response = try await http.send(.POST, "/v1/audio/vad", body: form.finished(), contentType: form.contentType)
+        return try http.decode(VoiceActivity.self, from: response.body)
     }
 
     /// Synthesises `text` with a voice from `voices()`; returns a WAV file.

@@ -2,38 +2,20 @@ import AsyncHTTPClient
 import AvatarCore
 import AvatarEngines
 import AvatarServer
+import AvatarSpeech
 import Foundation
 import Logging
 
 /// Word error rate between a reference and a hypothesis after `normalize`.
 func wordErrorRate(reference: String, hypothesis: String) -> Double {
-    let ref = normalize(reference)
-    let hyp = normalize(hypothesis)
-    return Double(editDistance(ref, hyp)) / Double(max(ref.count, 1))
+    WordErrorRate.of(reference: reference, hypothesis: hypothesis)
 }
 
 /// Word-level Levenshtein distance.
-func editDistance(_ a: [String], _ b: [String]) -> Int {
-    if a.isEmpty { return b.count }
-    if b.isEmpty { return a.count }
-    var previous = Array(0...b.count)
-    for i in 1...a.count {
-        var current = [i] + Array(repeating: 0, count: b.count)
-        for j in 1...b.count {
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-        }
-        previous = current
-    }
-    return previous[b.count]
-}
+func editDistance(_ a: [String], _ b: [String]) -> Int { WordErrorRate.editDistance(a, b) }
 
 /// Lower case, punctuation and hyphens to spaces, common abbreviations spelled out, ё as е.
-func normalize(_ text: String) -> [String] {
-    let lowered = text.lowercased().replacingOccurrences(of: "ё", with: "е")
-    let cleaned = String(lowered.map { $0.isLetter || $0.isNumber || $0 == "'" ? $0 : " " })
-    let spelled: [String: String] = ["mr": "mister", "mrs": "missus", "dr": "doctor"]
-    return cleaned.split(separator: " ").map { spelled[String($0)] ?? String($0) }
-}
+func normalize(_ text: String) -> [String] { WordErrorRate.words(text) }
 
 /// Where test data lives on this machine (Debian packages and the engine venv).
 enum TestData {

@@ -309,8 +309,12 @@ def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2,
 
     @app.post("/v1/audio/transcriptions")
     async def transcriptions(request: Request):
-        data, f = await _read_form(request, ("model", "language", "response_format", "temperature", "prompt"))
+        data, f = await _read_form(request, ("model", "language", "response_format", "temperature", "prompt",
+                                             "language_candidates", "denoise"))
         asr: ASREngine = engines.require("asr")
+        denoise = (f["denoise"] or "false").strip().lower()
+        if denoise not in ("true", "false", "1", "0"):
+            raise bad_request("invalid_parameter", "'denoise' must be true or false.", param="denoise")
         fmt = (f["response_format"] or "json").strip()
         if fmt not in ASR_FORMATS:
             raise bad_request("unsupported_format", f"response_format {fmt!r} is not supported; use one of "
@@ -325,12 +329,21 @@ def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2,
                 raise bad_request("invalid_parameter", "'temperature' must be a number between 0 and 1.",
                                   param="temperature")
         result = await run_in_threadpool(asr.transcribe, data, language=f["language"],
-                                         temperature=temperature, prompt=f["prompt"])
+                                         temperature=temperature, prompt=f["prompt"],
+                                         language_candidates=f["language_candidates"],
+                                         denoise=denoise in ("true", "1"))
         if fmt == "text":
             return PlainTextResponse(result["text"])
         if fmt == "verbose_json":
             result = {"task": "transcribe", **result}
         return JSONResponse(result)
+
+    @app.post("/v1/audio/vad")
+    async def vad(request: Request):
+        """Silero speech probability per 32 ms frame of the uploaded audio (any format ffmpeg reads)."""
+        data, _ = await _read_form(request, ())
+        asr: ASREngine = engines.require("asr")
+        return JSONResponse(await run_in_threadpool(asr.speech_probabilities, data))
 
     @app.post("/v1/audio/speech")
     async def speech(request: Request):

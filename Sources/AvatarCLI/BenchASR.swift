@@ -1,0 +1,142 @@
+import ArgumentParser
+import AvatarAnimation
+import AvatarCore
+import AvatarEngines
+import AvatarServer
+import AvatarSpeech
+import Foundation
+
+/// `avatar bench asr`: Whisper's real-time factor, end of speech → final transcript through the
+/// streaming recognizer fed in real time, and (with `--noise`) WER with noise reduction off and on.
+struct BenchASR: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "asr", abstract: "ASR real-time factor, end-of-speech → final latency, and WER in noise with/without noise reduction.")
+
+    @Option(help: "Folder with the LibriVox clips and their `transcription` file (Debian pocketsphinx-testdata).")
+    var clips = "/usr/share/pocketsphinx/test/data/librivox"
+
+    @Option(help: "Streamed utterances per clip for the latency figure.")
+    var runs = 2
+
+    @Option(help: "Length of each streamed utterance, seconds (cut from the start of each clip).")
+    var utterance = 3.0
+
+    @Option(help: "Silence that ends an utterance, seconds.")
+    var silence = 0.5
+
+    @Option(help: "A recording of background noise (any format ffmpeg reads): adds the WER-in-noise figures.")
+    var noise: String?
+
+    @Option(help: "Speech-to-noise ratio for --noise, dB.")
+    var snr = 5.0
+
+    func run() async throws {
+        var settings = try await loadSettings()
+        settings.logLevel = "warning"
+        let logger = bootstrapLogging(settings)
+        let runtime = makeRuntime(settings, logger)
+        guard let supervisor = runtime.supervisor, let host = runtime.engineHost else {
+            fail("engines are disabled (AVATAR_ENGINES_ENABLED=false); nothing to measure", code: 2)
+        }
+        let supervision = Task { try await supervisor.run() }
+        defer { supervision.cancel() }
+        print("Starting engines…")
+        let started = ContinuousClock.now
+        while await !supervisor.statuses().allSatisfy({ $0.state == .ready }) {
+            if ContinuousClock.now - started > .seconds(settings.engineStartTimeout) {
+                fail("engines not ready within \(Int(settings.engineStartTimeout)) s; see \(settings.dataDir)/logs/")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let clips = try loadClips()
+        let audio = try clips.map { try AudioSamples.load($0.path) }
+
+        // Real-time factor of a whole-clip transcription (language given, as after the lock).
+        var rtf: [Double] = []
+        var references: [String] = [], hypotheses: [String] = []
+        for (clip, samples) in zip(clips, audio) {
+            let wav = PCM.wav(samples.samples[...])
+            let start = ContinuousClock.now
+            let result = try await host.transcribe(audio: wav, language: "en")
+            rtf.append((ContinuousClock.now - start).seconds / samples.duration)
+            references.append(clip.text)
+            hypotheses.append(result.text)
+        }
+        let clean = WordErrorRate.of(reference: references.joined(separator: " "), hypothesis: hypotheses.joined(separator: " "))
+        let rtfStats = Stats(rtf)
+        print(String(format: "\nWhisper base int8, %d clips (%.1f s of audio): RTF p50 %.3f p95 %.3f; WER %.1f %%", clips.count, audio.map(\.duration).reduce(0, +), rtfStats.p50, rtfStats.p95, clean * 100))
+
+        // End of speech → final transcript, fed in real time in 0.1 s chunks.
+        var latencies: [Double] = []
+        var partials = 0
+        for _ in 0..<runs {
+            for samples in audio {
+                let speech = Array(samples.samples.prefix(Int(utterance * 16000)))
+                if let measured = try await streamRealTime(host, speech) {
+                    latencies.append(measured.latency * 1000)
+                    partials += measured.partials
+                }
+            }
+        }
+        let lat = Stats(latencies)
+        print(String(format: "end of speech → final (%.1f s utterances, %.1f s silence, language set, real-time feed): p50 %.0f ms  p95 %.0f ms  (n=%d, %.1f partials per utterance)", utterance, silence, lat.p50, lat.p95, latencies.count, Double(partials) / Double(max(latencies.count, 1))))
+
+        if let noise { try await noiseFigures(host, clips: clips, audio: audio, noisePath: noise) }
+    }
+
+    private func loadClips() throws -> [(path: String, text: String)] {
+        guard let transcription = try? String(contentsOfFile: clips + "/transcription", encoding: .utf8) else {
+            fail("no \(clips)/transcription: install pocketsphinx-testdata or pass --clips", code: 2)
+        }
+        return transcription.split(separator: "\n").compactMap { line in
+            guard let open = line.lastIndex(of: "("), let close = line.lastIndex(of: ")") else { return nil }
+            let text = line[..<open].replacingOccurrences(of: "<s>", with: "").replacingOccurrences(of: "</s>", with: "")
+            return ("\(clips)/\(line[line.index(after: open)..<close]).wav", text.trimmingCharacters(in: .whitespaces))
+        }
+    }
+
+    /// Streams `speech` + 2 s of silence on the real-time schedule; the latency is from the moment the
+    /// last speech sample (as the VAD placed it) was due until the final arrived.
+    private func streamRealTime(_ host: EngineHostClient, _ speech: [Float]) async throws -> (latency: Double, partials: Int)? {
+        var options = RecognizerOptions()
+        options.endOfUtteranceSilence = silence
+        options.language = "en"
+        let recognizer = try StreamingSpeechRecognizer(host: host, cache: nil, options: options)
+        let audio = speech + [Float](repeating: 0, count: 32000)
+        let chunk = 1600
+        let t0 = ContinuousClock.now
+        let events = Task { () -> [(TranscriptEvent, ContinuousClock.Instant)] in
+            var all: [(TranscriptEvent, ContinuousClock.Instant)] = []
+            for try await event in recognizer.events { all.append((event, .now)) }
+            return all
+        }
+        for (index, start) in stride(from: 0, to: audio.count, by: chunk).enumerated() {
+            try await Task.sleep(until: t0 + .milliseconds(100 * (index + 1)), clock: .continuous)
+            try await recognizer.push(Array(audio[start..<min(start + chunk, audio.count)]))
+        }
+        try await recognizer.finish()
+        let all = try await events.value
+        guard let (final, at) = all.first(where: { $0.0.kind == .final }) else { return nil }
+        let due = t0 + .milliseconds(Int(final.speechEnd * 1000))
+        return ((at - due).seconds, all.filter { $0.0.kind == .partial }.count)
+    }
+
+    private func noiseFigures(_ host: EngineHostClient, clips: [(path: String, text: String)], audio: [AudioSamples], noisePath: String) async throws {
+        let noise = try AudioSamples.load(noisePath).samples
+        func rms<C: Collection<Float>>(_ x: C) -> Double { (x.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(max(x.count, 1))).squareRoot() }
+        var off: [String] = [], on: [String] = []
+        for samples in audio {
+            let speech = samples.samples
+            // Loop the noise under the clip, scaled so that speech RMS / noise RMS = snr dB.
+            let bed = (0..<speech.count).map { noise[$0 % noise.count] }
+            let gain = rms(speech) / max(rms(bed), 1e-9) / pow(10, snr / 20)
+            let mixed = zip(speech, bed).map { $0 + Float(gain) * $1 }
+            let wav = PCM.wav(mixed[...])
+            off.append(try await host.transcribe(audio: wav, language: "en").text)
+            on.append(try await host.transcribe(audio: wav, language: "en", denoise: true).text)
+        }
+        let reference = clips.map(\.text).joined(separator: " ")
+        let werOff = WordErrorRate.of(reference: reference, hypothesis: off.joined(separator: " "))
+        let werOn = WordErrorRate.of(reference: reference, hypothesis: on.joined(separator: " "))
+        print(String(format: "WER with %@ at %.0f dB SNR: noise reduction off %.1f %%, on %.1f %%", (noisePath as NSString).lastPathComponent, snr, werOff * 100, werOn * 100))
+    }
+}

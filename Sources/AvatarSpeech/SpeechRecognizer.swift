@@ -1,0 +1,39 @@
+import Foundation
+
+/// One transcript the recognizer emits.
+public struct TranscriptEvent: Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        /// The utterance so far, while the person is still speaking; later events replace it.
+        case partial
+        /// The whole utterance, after the VAD heard the configured silence (or the stream finished).
+        case final
+    }
+
+    public var kind: Kind
+    public var text: String
+    /// ISO 639-1 code of the language the transcript is in.
+    public var language: String
+    /// Whether the session's language is now fixed (set by the caller or locked after a confident detection).
+    public var languageLocked: Bool
+    /// Where the utterance starts and its last speech frame ends, in seconds of the session's audio.
+    public var speechStart: Double
+    public var speechEnd: Double
+    /// The final came from the result cache (same audio, same language and options).
+    public var cached: Bool
+}
+
+/// Streaming speech recognition: push 16 kHz mono PCM, read partial and final transcripts.
+///
+/// `push` may suspend while the engine works (back-pressure); `finish` flushes an utterance that is
+/// still open and ends `events`. An engine failure is thrown from `push`/`finish` and ends `events`
+/// with the same error.
+public protocol SpeechRecognizer: Sendable {
+    /// Partial and final transcripts, in order.
+    var events: AsyncThrowingStream<TranscriptEvent, any Error> { get }
+    /// Appends samples (16 kHz, mono, -1…1) of any length.
+    func push(_ samples: [Float]) async throws
+    /// Ends the session: an utterance in progress becomes a final transcript.
+    func finish() async throws
+    /// Fixes the session's language (`nil` returns to auto-detection among the candidates).
+    func setLanguage(_ language: String?) async
+}

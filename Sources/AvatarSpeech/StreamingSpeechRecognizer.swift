@@ -1,0 +1,227 @@
+import AvatarAnimation
+import AvatarCache
+import AvatarCore
+import AvatarEngines
+import Foundation
+
+/// How the streaming recognizer segments and transcribes.
+public struct RecognizerOptions: Sendable, Equatable {
+    /// Silence after speech that ends an utterance, seconds.
+    public var endOfUtteranceSilence: Double = 0.5
+    /// Audio (seconds) between partial transcripts while the person speaks; 0 turns partials off.
+    public var partialInterval: Double = 1.0
+    /// New audio (seconds) between two VAD checks.
+    public var vadHop: Double = 0.128
+    /// Silero probability at or above which a frame counts as speech.
+    public var speechThreshold: Double = 0.5
+    /// Speech needed (seconds, within one VAD window) before an utterance opens.
+    public var minimumSpeech: Double = 0.16
+    /// Audio kept before the first speech frame, seconds.
+    public var preRoll: Double = 0.3
+    /// A fixed language (ISO 639-1), or nil to detect it among `languageCandidates`.
+    public var language: String?
+    public var languageCandidates: [String] = ["ru", "en"]
+    /// Detection probability (renormalised over the candidates) that locks the session's language.
+    public var languageLockProbability: Double = 0.8
+    /// Longest utterance, seconds: speech that goes on longer is cut into finals of this length
+    /// (Whisper reads 30 s windows; this also bounds the memory a session holds).
+    public var maxUtterance: Double = 25
+    /// Spectral-gating noise reduction in the engine host before recognition.
+    public var denoise = false
+
+    public init() {}
+
+    func validated() throws -> RecognizerOptions {
+        guard endOfUtteranceSilence >= 0.1, endOfUtteranceSilence <= 5 else { throw SpeechError.invalidOption("endOfUtteranceSilence must be 0.1…5 s") }
+        guard partialInterval == 0 || partialInterval >= 0.25 else { throw SpeechError.invalidOption("partialInterval must be 0 (off) or ≥ 0.25 s") }
+        guard vadHop >= 0.032, vadHop <= 1 else { throw SpeechError.invalidOption("vadHop must be 0.032…1 s") }
+        guard (0.05...0.95).contains(speechThreshold) else { throw SpeechError.invalidOption("speechThreshold must be 0.05…0.95") }
+        guard maxUtterance >= 1, maxUtterance <= 30 else { throw SpeechError.invalidOption("maxUtterance must be 1…30 s") }
+        guard (0...1).contains(languageLockProbability) else { throw SpeechError.invalidOption("languageLockProbability must be 0…1") }
+        return self
+    }
+}
+
+/// `SpeechRecognizer` on the engine host: Silero VAD (`/v1/audio/vad`) segments the stream, Whisper
+/// (`/v1/audio/transcriptions`) transcribes partials and finals, finals are cached by audio hash.
+public actor StreamingSpeechRecognizer: SpeechRecognizer {
+    public nonisolated let events: AsyncThrowingStream<TranscriptEvent, any Error>
+    private let continuation: AsyncThrowingStream<TranscriptEvent, any Error>.Continuation
+    private let host: EngineHostClient
+    private let cache: CacheManager?
+    private let options: RecognizerOptions
+    private static let rate = Double(PCM.sampleRate)
+
+    /// Audio of the open (or not yet started) utterance.
+    private var pending: [Float] = []
+    /// Session time (samples) of `pending[0]`.
+    private var pendingStart = 0
+    private var speechStarted = false
+    /// Index in `pending` just after the last speech frame.
+    private var lastSpeechEnd = 0
+    private var firstSpeech = 0
+    private var nextVAD = 0
+    private var nextPartial = 0
+    private var language: String?
+    private var locked: Bool
+    private var finished = false
+
+    public init(host: EngineHostClient, cache: CacheManager?, options: RecognizerOptions = RecognizerOptions()) throws {
+        self.options = try options.validated()
+        self.host = host
+        self.cache = cache
+        language = options.language
+        locked = options.language != nil
+        (events, continuation) = AsyncThrowingStream.makeStream()
+    }
+
+    /// Whether the VAD has heard speech that no final transcript has covered yet.
+    public var utteranceOpen: Bool { speechStarted }
+
+    public func setLanguage(_ language: String?) {
+        self.language = language
+        locked = language != nil
+    }
+
+    public func push(_ samples: [Float]) async throws {
+        guard !finished else { throw SpeechError.sessionFinished }
+        pending.append(contentsOf: samples)
+        do {
+            // One VAD check per push at most: when the engine fell behind the feed, the check covers
+            // all the new audio at once instead of replaying every missed hop.
+            let hop = Int(options.vadHop * Self.rate)
+            if pending.count >= nextVAD + hop {
+                let from = nextVAD
+                nextVAD = pending.count - (pending.count - nextVAD) % hop
+                try await step(from: from, upTo: nextVAD)
+            }
+        } catch {
+            fail(error)
+            throw error
+        }
+    }
+
+    public func finish() async throws {
+        guard !finished else { return }
+        do {
+            if speechStarted { try await finalize(endingAt: pending.count) }
+        } catch {
+            fail(error)
+            throw error
+        }
+        finished = true
+        continuation.finish()
+    }
+
+    private func fail(_ error: any Error) {
+        finished = true
+        continuation.finish(throwing: error)
+    }
+
+    /// One VAD check of the audio up to `end` (an index in `pending`), then partial/final as due.
+    private func step(from previous: Int, upTo end: Int) async throws {
+        let window = Int((1.0 + options.endOfUtteranceSilence) * Self.rate)
+        let start = max(0, min(end - window, previous - Int(0.5 * Self.rate)))
+        let activity = try await host.voiceActivity(audio: PCM.wav(pending[start..<end]))
+        let frame = Int((activity.frameSeconds * Self.rate).rounded())
+        let speech = activity.probabilities.indices.filter { activity.probabilities[$0] >= options.speechThreshold }
+        if let last = speech.last {
+            if !speechStarted, Double(speech.count) * activity.frameSeconds >= options.minimumSpeech {
+                speechStarted = true
+                firstSpeech = start + speech[0] * frame
+                nextPartial = firstSpeech + Int(options.partialInterval * Self.rate)
+            }
+            lastSpeechEnd = max(lastSpeechEnd, start + (last + 1) * frame)
+        }
+        if !speechStarted {
+            // Nothing said yet: keep only what the next window and the pre-roll need.
+            let keep = window + Int(options.preRoll * Self.rate)
+            if pending.count > keep { drop(pending.count - keep) }
+            return
+        }
+        if end - lastSpeechEnd >= Int(options.endOfUtteranceSilence * Self.rate) {
+            try await finalize(endingAt: min(end, lastSpeechEnd + Int(0.2 * Self.rate)))
+        } else if end - utteranceStart >= Int(options.maxUtterance * Self.rate) {
+            try await finalize(endingAt: end)
+            // Still speaking: the next utterance starts right here.
+            speechStarted = true
+            nextPartial = Int(options.partialInterval * Self.rate)
+        } else if options.partialInterval > 0, end >= nextPartial, end - lastSpeechEnd < Int(0.2 * Self.rate) {
+            // Partials only while the person is speaking: in a pause the final is near, and a
+            // partial now would delay it by a whole Whisper pass.
+            nextPartial = end + Int(options.partialInterval * Self.rate)
+            let result = try await recognize(pending[utteranceStart..<end], cached: false)
+            emit(.partial, result.transcription, end: lastSpeechEnd, cached: false)
+        }
+    }
+
+    private var utteranceStart: Int { max(0, firstSpeech - Int(options.preRoll * Self.rate)) }
+
+    private func finalize(endingAt end: Int) async throws {
+        let result = try await recognize(pending[utteranceStart..<max(end, utteranceStart + 1)], cached: true)
+        emit(.final, result.transcription, end: lastSpeechEnd, cached: result.fromCache)
+        let consumed = min(end, pending.count)
+        drop(consumed)
+        speechStarted = false
+        lastSpeechEnd = 0
+        firstSpeech = 0
+    }
+
+    private func drop(_ count: Int) {
+        pending.removeFirst(count)
+        pendingStart += count
+        lastSpeechEnd = max(0, lastSpeechEnd - count)
+        firstSpeech = max(0, firstSpeech - count)
+        nextVAD = max(0, nextVAD - count)
+        nextPartial = max(0, nextPartial - count)
+    }
+
+    private func emit(_ kind: TranscriptEvent.Kind, _ transcription: Transcription, end: Int, cached: Bool) {
+        let event = TranscriptEvent(
+            kind: kind, text: transcription.text, language: transcription.language, languageLocked: locked,
+            speechStart: Double(pendingStart + firstSpeech) / Self.rate, speechEnd: Double(pendingStart + end) / Self.rate,
+            cached: cached)
+        continuation.yield(event)
+    }
+
+    /// Whisper on `audio` in the session's language (or detecting it); locks a confident detection.
+    private func recognize(_ audio: ArraySlice<Float>, cached useCache: Bool) async throws -> (transcription: Transcription, fromCache: Bool) {
+        let wav = PCM.wav(audio)
+        let key = [ContentHash.of(wav), language ?? "auto:" + options.languageCandidates.joined(separator: ","), options.denoise ? "denoise" : "raw"].joined(separator: "|")
+        if useCache, let cache, let bytes = await cache.get("asr", ContentHash.of(key)),
+           let hit = try? JSONDecoder().decode(Transcription.self, from: Data(bytes)) {
+            lockIfConfident(hit, seconds: Double(audio.count) / Self.rate)
+            return (hit, true)
+        }
+        let result = try await host.transcribe(audio: wav, language: language, languageCandidates: language == nil ? options.languageCandidates : [], denoise: options.denoise)
+        if useCache, let cache, let bytes = try? JSONEncoder().encode(result) {
+            await cache.set("asr", ContentHash.of(key), Array(bytes), ttl: 24 * 3600)
+        }
+        lockIfConfident(result, seconds: Double(audio.count) / Self.rate)
+        return (result, false)
+    }
+
+    private func lockIfConfident(_ result: Transcription, seconds: Double) {
+        guard !locked, seconds >= 1.0, !result.text.isEmpty, result.languageProbability >= options.languageLockProbability else { return }
+        language = result.language
+        locked = true
+    }
+}
+
+extension StreamingSpeechRecognizer {
+    /// Transcribes a whole file (any format and rate ffmpeg reads, converted to 16 kHz mono), streamed
+    /// through the recognizer in `chunkSeconds` chunks; returns every event.
+    public func transcribeFile(_ path: String, chunkSeconds: Double = 0.1) async throws -> [TranscriptEvent] {
+        let audio: AudioSamples
+        do { audio = try AudioSamples.load(path) } catch {
+            throw SpeechError.unreadableAudio("\(error)")
+        }
+        let chunk = max(1, Int(chunkSeconds * Self.rate))
+        async let collected: [TranscriptEvent] = { var all: [TranscriptEvent] = []; for try await event in events { all.append(event) }; return all }()
+        for start in stride(from: 0, to: audio.samples.count, by: chunk) {
+            try await push(Array(audio.samples[start..<min(start + chunk, audio.samples.count)]))
+        }
+        try await finish()
+        return try await collected
+    }
+}

@@ -1,0 +1,189 @@
+import AvatarAnimation
+import AvatarCache
+import AvatarCore
+import AvatarEngines
+import AvatarSpeech
+import Foundation
+import Logging
+import Testing
+
+/// The streaming recognizer against the real engine host (Silero VAD + Whisper base).
+@Suite("SpeechRecognizer", .serialized)
+struct SpeechRecognizerTests {
+    static let chunk = 1600  // 0.1 s
+
+    /// Streams `samples` then `silence` seconds of zeros in 0.1 s chunks; returns the events seen before
+    /// `finish`, whether an utterance was still open then, and the events `finish` added.
+    static func stream(_ recognizer: StreamingSpeechRecognizer, _ samples: [Float], silence: Double) async throws -> (before: [TranscriptEvent], open: Bool, after: [TranscriptEvent]) {
+        let collector = Task { var all: [TranscriptEvent] = []; for try await e in recognizer.events { all.append(e) }; return all }
+        let audio = samples + [Float](repeating: 0, count: Int(silence * 16000))
+        for start in stride(from: 0, to: audio.count, by: chunk) {
+            try await recognizer.push(Array(audio[start..<min(start + chunk, audio.count)]))
+        }
+        let open = await recognizer.utteranceOpen
+        // Events yielded so far are buffered in the stream; finish() adds at most one final.
+        try await recognizer.finish()
+        let all = try await collector.value
+        let finalsBefore = open ? all.count - 1 : all.count
+        return (Array(all.prefix(finalsBefore)), open, Array(all.dropFirst(finalsBefore)))
+    }
+
+    static func cache() -> CacheManager { CacheManager(logger: Logger(label: "test-speech-cache")) }
+
+    @Test("LibriVox clips streamed in chunks: partials, end of utterance in silence, WER ≤ 5 %")
+    func librivox() async throws {
+        let host = try #require(try await EngineFixture.shared.runtime().engineHost)
+        var references: [String] = []
+        var hypotheses: [String] = []
+        for clip in try TestData.librivoxClips() {
+            let audio = try AudioSamples.load(clip.path)
+            let recognizer = try StreamingSpeechRecognizer(host: host, cache: nil)
+            let run = try await Self.stream(recognizer, audio.samples, silence: 1.0)
+            #expect(!run.open, "utterance still open after 1 s of silence: \(clip.path)")
+            #expect(run.after.isEmpty)
+            let finals = run.before.filter { $0.kind == .final }
+            #expect(!finals.isEmpty)
+            #expect(run.before.contains { $0.kind == .partial }, "no partial while speaking: \(clip.path)")
+            // Partials come before the final they lead to.
+            if let firstFinal = run.before.firstIndex(where: { $0.kind == .final }) {
+                #expect(run.before[..<firstFinal].contains { $0.kind == .partial })
+            }
+            #expect(finals.allSatisfy { $0.language == "en" })
+            references.append(clip.text)
+            hypotheses.append(finals.map(\.text).joined(separator: " "))
+        }
+        let wer = wordErrorRate(reference: references.joined(separator: " "), hypothesis: hypotheses.joined(separator: " "))
+        print("streamed LibriVox WER: \(String(format: "%.3f", wer)) over \(references.count) clips")
+        #expect(wer <= 0.05, "WER \(wer): \(hypotheses)")
+    }
+
+    @Test("A Festival Russian sentence: auto-detected as ru, the language locks, WER ≤ 15 %")
+    func russianLocks() async throws {
+        let host = try #require(try await EngineFixture.shared.runtime().engineHost)
+        let text = "Сегодня хорошая погода, и мы пойдём гулять в парк."
+        let wav = try await host.speech(text: text, voice: "msu_ru_nsh")
+        let path = temporaryDirectory("speech-ru") + "/ru.wav"
+        try wav.write(to: URL(fileURLWithPath: path))
+        let audio = try AudioSamples.load(path)
+        let recognizer = try StreamingSpeechRecognizer(host: host, cache: nil)
+        let run = try await Self.stream(recognizer, audio.samples, silence: 0.8)
+        let finals = (run.before + run.after).filter { $0.kind == .final }
+        let final = try #require(finals.last)
+        #expect(final.language == "ru")
+        #expect(final.languageLocked)
+        let wer = wordErrorRate(reference: text, hypothesis: finals.map(\.text).joined(separator: " "))
+        print("Festival ru WER: \(String(format: "%.3f", wer)) — \(final.text)")
+        #expect(wer <= 0.15)
+    }
+
+    @Test("The same utterance twice: the second final comes from the cache, same text")
+    func cacheHit() async throws {
+        let host = try #require(try await EngineFixture.shared.runtime().engineHost)
+        let clip = try #require(try TestData.librivoxClips().first)
+        let audio = try AudioSamples.load(clip.path)
+        let cache = Self.cache()
+        var options = RecognizerOptions()
+        options.partialInterval = 0
+        options.language = "en"
+        let first = try await Self.stream(try StreamingSpeechRecognizer(host: host, cache: cache, options: options), audio.samples, silence: 1.0)
+        let second = try await Self.stream(try StreamingSpeechRecognizer(host: host, cache: cache, options: options), audio.samples, silence: 1.0)
+        let a = first.before.filter { $0.kind == .final }
+        let b = second.before.filter { $0.kind == .final }
+        #expect(!a.isEmpty && a.count == b.count)
+        #expect(a.allSatisfy { !$0.cached })
+        #expect(b.allSatisfy { $0.cached })
+        #expect(a.map(\.text) == b.map(\.text))
+        #expect(await cache.currentMetrics().hits == b.count)
+    }
+
+    @Test("Speech longer than maxUtterance is cut into several finals that keep the words")
+    func longSpeechIsCut() async throws {
+        let host = try #require(try await EngineFixture.shared.runtime().engineHost)
+        let clip = try #require(try TestData.librivoxClips().max { (try? AudioSamples.load($0.path).duration) ?? 0 < (try? AudioSamples.load($1.path).duration) ?? 0 })
+        let audio = try AudioSamples.load(clip.path)
+        var options = RecognizerOptions()
+        options.maxUtterance = 3
+        // A long silence setting, so that only the length limit (not a pause) can split the clip.
+        options.endOfUtteranceSilence = 2
+        options.partialInterval = 0
+        options.language = "en"
+        let run = try await Self.stream(try StreamingSpeechRecognizer(host: host, cache: nil, options: options), audio.samples, silence: 2.5)
+        let finals = (run.before + run.after).filter { $0.kind == .final }
+        #expect(finals.count >= Int(audio.duration / 3), "\(finals.count) finals for \(audio.duration) s")
+        // Cutting mid-word costs a little accuracy, not the transcript.
+        let wer = wordErrorRate(reference: clip.text, hypothesis: finals.map(\.text).joined(separator: " "))
+        #expect(wer <= 0.3, "WER \(wer): \(finals.map(\.text))")
+    }
+
+    @Test("/v1/audio/vad: speech frames high, silence low, empty and junk uploads are clear errors")
+    func vadEndpoint() async throws {
+        let host = try #require(try await EngineFixture.shared.runtime().engineHost)
+        let clip = try #require(try TestData.librivoxClips().first)
+        let speech = try await host.voiceActivity(audio: try Data(contentsOf: URL(fileURLWithPath: clip.path)))
+        #expect(abs(speech.frameSeconds - 0.032) < 1e-9)
+        #expect(abs(Double(speech.probabilities.count) * speech.frameSeconds - speech.duration) < 0.04)
+        #expect(Double(speech.probabilities.filter { $0 >= 0.5 }.count) > 0.5 * Double(speech.probabilities.count))
+        let silence = try await host.voiceActivity(audio: PCM.wav([Float](repeating: 0, count: 16000)[...]))
+        #expect(silence.probabilities.count == 31)
+        #expect(silence.probabilities.allSatisfy { $0 < 0.2 })
+        await #expect(throws: EngineError.self) { _ = try await host.voiceActivity(audio: Data()) }
+        await #expect(throws: EngineError.self) { _ = try await host.voiceActivity(audio: Data("not audio at all".utf8)) }
+    }
+
+    @Test("transcribeFile: stereo WebM/Opus (48 kHz), Ogg/Vorbis and MP3 (44.1 kHz) are converted with ffmpeg and recognised")
+    func commonFormats() async throws {
+        let host = try #require(try await EngineFixture.shared.runtime().engineHost)
+        let clip = try #require(try TestData.librivoxClips().first)
+        let folder = temporaryDirectory("speech-formats")
+        for (name, codec, rate) in [("clip.webm", ["-c:a", "libopus"], "48000"), ("clip.ogg", ["-c:a", "libvorbis"], "44100"), ("clip.mp3", ["-c:a", "libmp3lame"], "44100")] {
+            let ffmpeg = Process()
+            ffmpeg.executableURL = URL(fileURLWithPath: "/usr/bin/ffmpeg")
+            ffmpeg.arguments = ["-v", "error", "-y", "-i", clip.path, "-ac", "2", "-ar", rate] + codec + [folder + "/" + name]
+            try ffmpeg.run()
+            ffmpeg.waitUntilExit()
+            try #require(ffmpeg.terminationStatus == 0)
+            let recognizer = try StreamingSpeechRecognizer(host: host, cache: nil)
+            let finals = try await recognizer.transcribeFile(folder + "/" + name).filter { $0.kind == .final }
+            let wer = wordErrorRate(reference: clip.text, hypothesis: finals.map(\.text).joined(separator: " "))
+            #expect(wer <= 0.1, "\(name): WER \(wer) \(finals.map(\.text))")
+        }
+    }
+
+    @Test("Silence alone opens no utterance and yields nothing")
+    func silenceOnly() async throws {
+        let host = try #require(try await EngineFixture.shared.runtime().engineHost)
+        let recognizer = try StreamingSpeechRecognizer(host: host, cache: nil)
+        let run = try await Self.stream(recognizer, [], silence: 2.0)
+        #expect(!run.open)
+        #expect(run.before.isEmpty && run.after.isEmpty)
+    }
+
+    @Test("A set language is used and reported as locked from the start")
+    func fixedLanguage() async throws {
+        let host = try #require(try await EngineFixture.shared.runtime().engineHost)
+        let clip = try #require(try TestData.librivoxClips().first)
+        let audio = try AudioSamples.load(clip.path)
+        let recognizer = try StreamingSpeechRecognizer(host: host, cache: nil)
+        await recognizer.setLanguage("en")
+        let run = try await Self.stream(recognizer, audio.samples, silence: 1.0)
+        #expect(!run.before.isEmpty)
+        #expect(run.before.allSatisfy { $0.languageLocked && $0.language == "en" })
+    }
+
+    @Test("Unreadable files, bad options and pushes after finish are clear errors")
+    func errors() async throws {
+        let host = try #require(try await EngineFixture.shared.runtime().engineHost)
+        let junk = temporaryDirectory("speech-junk") + "/noise.wav"
+        try Data((0..<4000).map { _ in UInt8.random(in: 0...255) }).write(to: URL(fileURLWithPath: junk))
+        let recognizer = try StreamingSpeechRecognizer(host: host, cache: nil)
+        await #expect(throws: SpeechError.self) { _ = try await recognizer.transcribeFile(junk) }
+
+        var options = RecognizerOptions()
+        options.endOfUtteranceSilence = 0
+        #expect(throws: SpeechError.self) { _ = try StreamingSpeechRecognizer(host: host, cache: nil, options: options) }
+
+        let finished = try StreamingSpeechRecognizer(host: host, cache: nil)
+        try await finished.finish()
+        await #expect(throws: SpeechError.sessionFinished) { try await finished.push([0, 0]) }
+    }
+}
