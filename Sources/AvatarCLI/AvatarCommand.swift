@@ -63,3 +63,21 @@ func landmarksWhenReady(_ host: EngineHostClient, image: Data, filename: String 
         }
     }
 }
+
+/// Waits until every supervised engine is ready; returns how long each took. Exits with the pending ones and
+/// where their logs are when `timeout` passes.
+func waitUntilReady(_ supervisor: EngineSupervisor, timeout: Double, logs: String) async throws -> [String: Duration] {
+    let started = ContinuousClock.now
+    var readyAt: [String: Duration] = [:]
+    while readyAt.count < supervisor.engines.count {
+        for engine in supervisor.engines where readyAt[engine.engineName] == nil {
+            if await engine.status().state == .ready { readyAt[engine.engineName] = ContinuousClock.now - started }
+        }
+        if ContinuousClock.now - started > .seconds(timeout) {
+            let pending = supervisor.engines.map(\.engineName).filter { readyAt[$0] == nil }
+            fail("engines not ready within \(Int(timeout)) s: \(pending.joined(separator: ", ")); see \(logs)")
+        }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    return readyAt
+}

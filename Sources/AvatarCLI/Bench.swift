@@ -28,23 +28,11 @@ struct BenchEngines: AsyncParsableCommand {
         guard let supervisor = runtime.supervisor, let host = runtime.engineHost else {
             fail("engines are disabled (AVATAR_ENGINES_ENABLED=false); nothing to measure", code: 2)
         }
-        let started = ContinuousClock.now
         let supervision = Task { try await supervisor.run() }
         defer { supervision.cancel() }
 
         print("Starting engines…")
-        var readyAt: [String: Duration] = [:]
-        while readyAt.count < supervisor.engines.count {
-            for engine in supervisor.engines where readyAt[engine.engineName] == nil {
-                let status = await engine.status()
-                if status.state == .ready { readyAt[engine.engineName] = ContinuousClock.now - started }
-            }
-            if ContinuousClock.now - started > .seconds(settings.engineStartTimeout) {
-                let pending = supervisor.engines.map(\.engineName).filter { readyAt[$0] == nil }
-                fail("engines not ready within \(Int(settings.engineStartTimeout)) s: \(pending.joined(separator: ", ")); see \(settings.dataDir)/logs/")
-            }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        let readyAt = try await waitUntilReady(supervisor, timeout: settings.engineStartTimeout, logs: settings.dataDir + "/logs/")
         for (name, duration) in readyAt.sorted(by: { $0.key < $1.key }) {
             print("  " + name.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: " ready after %.2f s", duration.seconds))
         }

@@ -40,13 +40,7 @@ struct BenchASR: AsyncParsableCommand {
         let supervision = Task { try await supervisor.run() }
         defer { supervision.cancel() }
         print("Starting engines…")
-        let started = ContinuousClock.now
-        while await !supervisor.statuses().allSatisfy({ $0.state == .ready }) {
-            if ContinuousClock.now - started > .seconds(settings.engineStartTimeout) {
-                fail("engines not ready within \(Int(settings.engineStartTimeout)) s; see \(settings.dataDir)/logs/")
-            }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        _ = try await waitUntilReady(supervisor, timeout: settings.engineStartTimeout, logs: settings.dataDir + "/logs/")
         let clips = try loadClips()
         let audio = try clips.map { try AudioSamples.load($0.path) }
 
