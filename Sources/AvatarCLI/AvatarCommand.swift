@@ -81,3 +81,22 @@ func waitUntilReady(_ supervisor: EngineSupervisor, timeout: Double, logs: Strin
     }
     return readyAt
 }
+
+/// The runtime with its engines being supervised; `stop()` ends the supervision (and the children).
+struct RunningEngines {
+    let runtime: AvatarRuntime
+    let supervisor: EngineSupervisor
+    let host: EngineHostClient
+    let supervision: Task<Void, any Error>
+
+    func stop() { supervision.cancel() }
+}
+
+/// Builds the runtime and starts supervising its engines, or exits when engines are disabled.
+func startEngines(_ settings: AvatarSettings, _ logger: Logger) -> RunningEngines {
+    let runtime = makeRuntime(settings, logger)
+    guard let supervisor = runtime.supervisor, let host = runtime.engineHost else {
+        fail("the engines are disabled (AVATAR_ENGINES_ENABLED=false); this command needs them", code: 2)
+    }
+    return RunningEngines(runtime: runtime, supervisor: supervisor, host: host, supervision: Task { try await supervisor.run() })
+}

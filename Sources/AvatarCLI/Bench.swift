@@ -24,12 +24,9 @@ struct BenchEngines: AsyncParsableCommand {
         var settings = try await loadSettings()
         settings.logLevel = "warning"
         let logger = bootstrapLogging(settings)
-        let runtime = makeRuntime(settings, logger)
-        guard let supervisor = runtime.supervisor, let host = runtime.engineHost else {
-            fail("engines are disabled (AVATAR_ENGINES_ENABLED=false); nothing to measure", code: 2)
-        }
-        let supervision = Task { try await supervisor.run() }
-        defer { supervision.cancel() }
+        let engines = startEngines(settings, logger)
+        defer { engines.stop() }
+        let (runtime, supervisor, host) = (engines.runtime, engines.supervisor, engines.host)
 
         print("Starting engines…")
         let readyAt = try await waitUntilReady(supervisor, timeout: settings.engineStartTimeout, logs: settings.dataDir + "/logs/")

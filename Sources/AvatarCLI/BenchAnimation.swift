@@ -27,10 +27,9 @@ struct BenchRender: AsyncParsableCommand {
         let logger = bootstrapLogging(settings)
         let photoPath = photo ?? BenchEngines.findInVenv(settings, "skimage/data/astronaut.png")
         guard let photoPath else { fail("no --photo and no scikit-image astronaut.png in the engine venv", code: 2) }
-        let runtime = makeRuntime(settings, logger)
-        guard let supervisor = runtime.supervisor, let host = runtime.engineHost else { fail("engines are disabled", code: 2) }
-        let supervision = Task { try await supervisor.run() }
-        defer { supervision.cancel() }
+        let engines = startEngines(settings, logger)
+        defer { engines.stop() }
+        let host = engines.host
 
         let image = try RGBImage.load(photoPath)
         let data = try Data(contentsOf: URL(fileURLWithPath: photoPath))
