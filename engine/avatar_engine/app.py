@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import logging
 import threading
 import time
@@ -22,7 +24,7 @@ from .asr import RESPONSE_FORMATS as ASR_FORMATS, ASREngine
 from .errors import EngineError, INVALID_REQUEST, SERVER_ERROR, bad_request, error_body
 from .landmarks import LandmarkEngine
 from .provision import ProvisionError, quick_check
-from .tts import TTSEngine
+from .tts import TTSEngine, pcm_to_wav
 
 log = logging.getLogger("avatar_engine.app")
 
@@ -310,8 +312,13 @@ def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2,
     @app.post("/v1/audio/transcriptions")
     async def transcriptions(request: Request):
         data, f = await _read_form(request, ("model", "language", "response_format", "temperature", "prompt",
-                                             "language_candidates", "denoise"))
+                                             "language_candidates", "denoise", "timestamp_granularities[]",
+                                             "timestamp_granularities"))
         asr: ASREngine = engines.require("asr")
+        granularity = (f["timestamp_granularities[]"] or f["timestamp_granularities"] or "segment").strip()
+        if granularity not in ("segment", "word"):
+            raise bad_request("invalid_parameter", "'timestamp_granularities[]' must be segment or word.",
+                              param="timestamp_granularities[]")
         denoise = (f["denoise"] or "false").strip().lower()
         if denoise not in ("true", "false", "1", "0"):
             raise bad_request("invalid_parameter", "'denoise' must be true or false.", param="denoise")
@@ -331,7 +338,7 @@ def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2,
         result = await run_in_threadpool(asr.transcribe, data, language=f["language"],
                                          temperature=temperature, prompt=f["prompt"],
                                          language_candidates=f["language_candidates"],
-                                         denoise=denoise in ("true", "1"))
+                                         denoise=denoise in ("true", "1"), words=granularity == "word")
         if fmt == "text":
             return PlainTextResponse(result["text"])
         if fmt == "verbose_json":
@@ -357,15 +364,24 @@ def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2,
         if not isinstance(body, dict):
             raise bad_request("invalid_json", "The JSON body must be an object.")
         tts: TTSEngine = engines.slots["tts"].engine
-        text, voice, speed, fmt = tts.validate(body.get("input"), body.get("voice"), body.get("speed"),
-                                               body.get("response_format"))
+        text, voice, speed, fmt, emotion, intensity = tts.validate(
+            body.get("input"), body.get("voice"), body.get("speed"), body.get("response_format"),
+            body.get("emotion"), body.get("intensity"))
         if not voice.ready:
             engines.require("tts")  # 503 engine_loading / engine_unavailable with the reason
-        pcm, sr = await run_in_threadpool(tts.synthesize, text, voice, speed)
-        audio, ctype = await run_in_threadpool(tts.encode, pcm, sr, fmt)
-        duration = len(pcm) / 2 / sr
-        return Response(audio, media_type=ctype, headers={
-            "X-Audio-Duration": f"{duration:.3f}", "X-Sample-Rate": str(sr), "X-Voice": voice.id})
+        result = await run_in_threadpool(tts.synthesize, text, voice, speed, emotion, intensity)
+        headers = {"X-Audio-Duration": f"{result.duration:.3f}", "X-Sample-Rate": str(result.sample_rate),
+                   "X-Voice": voice.id, "X-Emotion": f"{emotion};intensity={intensity:g}"}
+        if fmt == "verbose_json":
+            # Audio (WAV, base64) with the phoneme/word timings and the prosody that was applied.
+            wav = pcm_to_wav(result.pcm, result.sample_rate)
+            return JSONResponse({"voice": voice.id, "language": voice.language, "engine": voice.engine,
+                                 "sample_rate": result.sample_rate, "duration": round(result.duration, 3),
+                                 "prosody": result.prosody.public(), "timings": result.timings,
+                                 "audio": base64.b64encode(wav).decode("ascii"), "format": "wav"},
+                                headers=headers)
+        audio, ctype = await run_in_threadpool(tts.encode, result.pcm, result.sample_rate, fmt)
+        return Response(audio, media_type=ctype, headers=headers)
 
     @app.post("/v1/face/landmarks")
     async def face_landmarks(request: Request):

@@ -161,9 +161,11 @@ class ASREngine:
         return lang
 
     def _run(self, audio: np.ndarray, *, language: Optional[str], temperature: Optional[float],
-             prompt: Optional[str], candidates: Optional[frozenset[str]] = None) -> dict[str, Any]:
+             prompt: Optional[str], candidates: Optional[frozenset[str]] = None,
+             words: bool = False) -> dict[str, Any]:
         kwargs: dict[str, Any] = dict(language=language, beam_size=self.beam_size,
-                                      condition_on_previous_text=False, initial_prompt=prompt or None)
+                                      condition_on_previous_text=False, initial_prompt=prompt or None,
+                                      word_timestamps=words)
         if temperature is not None:
             kwargs["temperature"] = temperature
         with self._lock:
@@ -188,9 +190,13 @@ class ASREngine:
                 })
         text = " ".join(s["text"] for s in segments if s["text"]).strip()
         prob = detected_prob if detected_prob is not None else info.language_probability
-        return {"text": text, "language": info.language,
-                "language_probability": round(float(prob), 4),
-                "duration": round(float(info.duration), 3), "segments": segments}
+        result = {"text": text, "language": info.language,
+                  "language_probability": round(float(prob), 4),
+                  "duration": round(float(info.duration), 3), "segments": segments}
+        if words:  # OpenAI's timestamp_granularities[]=word (cross-attention alignment)
+            result["words"] = [{"word": w.word.strip(), "start": round(float(w.start), 3),
+                                "end": round(float(w.end), 3)} for seg in raw for w in (seg.words or [])]
+        return result
 
     def _detect_language(self, audio: np.ndarray,
                          candidates: Optional[frozenset[str]] = None) -> tuple[str, float]:
@@ -246,7 +252,8 @@ class ASREngine:
 
     def transcribe(self, data: bytes, *, language: Optional[str] = None,
                    temperature: Optional[float] = None, prompt: Optional[str] = None,
-                   language_candidates: Optional[str] = None, denoise: bool = False) -> dict[str, Any]:
+                   language_candidates: Optional[str] = None, denoise: bool = False,
+                   words: bool = False) -> dict[str, Any]:
         """Blocking: call from a worker thread.  Raises EngineError for caller mistakes.
 
         `denoise` applies spectral gating (noisereduce, non-stationary) before recognition.
@@ -262,7 +269,7 @@ class ASREngine:
             audio = reduce_noise(audio)
         try:
             result = self._run(audio, language=lang, temperature=temperature, prompt=prompt,
-                               candidates=candidates)
+                               candidates=candidates, words=words)
         except EngineError:
             raise
         except Exception as exc:  # ctranslate2 / tokenizer failures

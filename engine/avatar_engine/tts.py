@@ -19,7 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
+
 from .errors import EngineError, bad_request, server_error
+from .prosody import (EMOTIONS, Prosody, festival_ipa, level, phoneme, pitch_shift, prosody_for,
+                      scale_pauses, scale_times, text_words)
 
 log = logging.getLogger("avatar_engine.tts")
 
@@ -46,6 +50,7 @@ class Voice:
     engine: str
     festival_voice: Optional[str] = None  # festival voice function, e.g. voice_cmu_us_slt_arctic_hts
     festival_speed: str = "none"           # "hts" (engine rate) | "sox" (tempo post-processing)
+    espeak_voice: Optional[str] = None     # espeak-ng voice name, e.g. "de"
     sample_rate: Optional[int] = None
     ready: bool = False
     error: Optional[str] = None
@@ -62,7 +67,13 @@ def default_voices() -> list[Voice]:
               festival_voice="voice_cmu_us_slt_arctic_hts", festival_speed="hts"),
         Voice("msu_ru_nsh", "NSh (Russian, Festival clunits)", "ru", "male", "festival",
               festival_voice="voice_msu_ru_nsh_clunits", festival_speed="sox"),
-    ]
+    ] + [Voice(f"espeak-{code}", f"eSpeak NG {name} (robotic fallback)", code, "male", "espeak", espeak_voice=code)
+         for code, name in ESPEAK_LANGUAGES]
+
+
+# Fallback voices for languages no natural voice here speaks (espeak-ng: formant synthesis, robotic).
+ESPEAK_LANGUAGES = [("de", "German"), ("fr", "French"), ("es", "Spanish"), ("it", "Italian"),
+                    ("pt", "Portuguese"), ("uk", "Ukrainian"), ("pl", "Polish"), ("tr", "Turkish")]
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -177,6 +188,7 @@ class PiperProcess:
             raise RuntimeError(f"piper worker did not start: {header}")
         self.sample_rate = int(header["sample_rate"])
         self.base_length_scale = float(header.get("length_scale") or 1.0)
+        self.alignments = bool(header.get("alignments"))
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -204,11 +216,13 @@ class PiperProcess:
             raise RuntimeError(f"piper worker exited (status {proc.poll()})")
         return json.loads(line)
 
-    def _request(self, text: str, length_scale: float, timeout: float) -> tuple[bytes, int]:
+    def _request(self, text: str, length_scale: float, silence: float,
+                 timeout: float) -> tuple[bytes, int, Optional[list]]:
         if self.proc is None or self.proc.poll() is not None:
             self.start()
         proc = self.proc
-        proc.stdin.write((json.dumps({"text": text, "length_scale": length_scale}) + "\n").encode())
+        proc.stdin.write((json.dumps({"text": text, "length_scale": length_scale,
+                                      "sentence_silence": silence}) + "\n").encode())
         proc.stdin.flush()
         timer = threading.Timer(timeout, proc.kill)
         timer.start()
@@ -225,18 +239,130 @@ class PiperProcess:
                 raise RuntimeError("piper worker closed the stream mid-response")
         finally:
             timer.cancel()
-        return pcm, int(header["sample_rate"])
+        return pcm, int(header["sample_rate"]), header.get("phonemes")
 
-    def synthesize(self, text: str, speed: float) -> tuple[bytes, int]:
+    def synthesize(self, text: str, speed: float, silence: float = 0.25) -> tuple[bytes, int, Optional[list]]:
+        """(PCM, rate, [[ipa, start_sample, end_sample, word_index], ...] or None)."""
         length_scale = self.base_length_scale / speed
         timeout = 30.0 + len(text) * 0.2
         with self._lock:
             try:
-                return self._request(text, length_scale, timeout)
+                return self._request(text, length_scale, silence, timeout)
             except (RuntimeError, BrokenPipeError, OSError, json.JSONDecodeError) as exc:
                 log.warning("piper worker failed, restarting", extra={"fields": {"error": str(exc)}})
                 self.start()
-                return self._request(text, length_scale, timeout)
+                return self._request(text, length_scale, silence, timeout)
+
+
+# ---------------------------------------------------------------------------------------------
+class EspeakEngine:
+    """libespeak-ng through ctypes: synchronous synthesis whose callback also delivers word and
+    phoneme events (IPA) with their audio positions -- real timings, not estimates."""
+
+    EVENT_END_OF_LIST, EVENT_WORD, EVENT_PHONEME = 0, 1, 7
+    DEFAULT_WPM = 175
+
+    def __init__(self) -> None:
+        import ctypes
+        import ctypes.util
+        self.ct = ctypes
+        name = ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
+        self.lib = ctypes.CDLL(name)
+
+        class _Id(ctypes.Union):
+            _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+
+        class _Event(ctypes.Structure):
+            _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint),
+                        ("text_position", ctypes.c_int), ("length", ctypes.c_int),
+                        ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+                        ("user_data", ctypes.c_void_p), ("id", _Id)]
+
+        self._callback_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
+                                               ctypes.POINTER(_Event))
+        # AUDIO_OUTPUT_SYNCHRONOUS; phoneme events as IPA; don't exit() on errors.
+        self.sample_rate = int(self.lib.espeak_Initialize(2, 0, None, 0x0001 | 0x0002 | 0x8000))
+        if self.sample_rate <= 0:
+            raise RuntimeError("espeak-ng failed to initialise (is espeak-ng-data installed?)")
+        self._pcm: list[bytes] = []
+        self._events: list[tuple] = []
+        self._callback = self._callback_type(self._on_audio)
+        self.lib.espeak_SetSynthCallback(self._callback)
+        self.lock = threading.Lock()
+
+    def _on_audio(self, wav, n, events) -> int:
+        if n > 0:
+            self._pcm.append(self.ct.string_at(wav, n * 2))
+        i = 0
+        while events[i].type != self.EVENT_END_OF_LIST:
+            e = events[i]
+            if e.type == self.EVENT_PHONEME:
+                self._events.append(("P", e.id.string.decode("utf-8", "replace"), e.audio_position / 1000.0))
+            elif e.type == self.EVENT_WORD:
+                self._events.append(("W", (e.text_position, e.length), e.audio_position / 1000.0))
+            i += 1
+        return 0
+
+    def synthesize(self, voice: Voice, text: str, speed: float) -> tuple[bytes, int, Optional[dict]]:
+        data = text.encode("utf-8")
+        with self.lock:
+            self._pcm, self._events = [], []
+            if self.lib.espeak_SetVoiceByName(voice.espeak_voice.encode()) != 0:
+                raise server_error("tts_failed", f"espeak-ng has no voice {voice.espeak_voice!r}.")
+            self.lib.espeak_SetParameter(1, int(round(self.DEFAULT_WPM * speed)), 0)  # espeakRATE
+            # espeak_Synth(text, size, position, POS_CHARACTER, end, espeakCHARS_UTF8, NULL, NULL)
+            status = self.lib.espeak_Synth(data, len(data) + 1, 0, 1, 0, 1, None, None)
+            self.lib.espeak_Synchronize()
+            pcm, events = b"".join(self._pcm), self._events
+        if status != 0:
+            raise server_error("tts_failed", f"espeak-ng failed (status {status}).")
+        duration = len(pcm) / 2 / self.sample_rate
+        phonemes, words = [], []
+        marks = [e for e in events if e[0] == "P"] + [("P", "", duration)]
+        for (_, ipa, start), (_, _, end) in zip(marks, marks[1:]):
+            if end <= start:
+                continue
+            if not ipa and phonemes and not phonemes[-1]["ipa"]:
+                phonemes[-1]["end"] = round(end, 4)
+            else:
+                phonemes.append(phoneme(ipa, ipa, start, end))
+        word_marks = [e for e in events if e[0] == "W"]
+        for i, (_, (pos, length), start) in enumerate(word_marks):
+            end = word_marks[i + 1][2] if i + 1 < len(word_marks) else duration
+            spoken = [p for p in phonemes if p["ipa"] and start <= p["start"] < end]
+            if spoken:
+                end = spoken[-1]["end"]
+            chars = data[max(0, pos - 1):max(0, pos - 1) + length].decode("utf-8", "replace")
+            words.append({"text": chars, "start": round(start, 4), "end": round(end, 4)})
+        timings = {"source": "espeak-events", "phonemes": phonemes, "words": words} if phonemes else None
+        return pcm, self.sample_rate, timings
+
+
+def piper_timings(items: Optional[list], sr: int, text: str) -> Optional[dict]:
+    if not items:
+        return None
+    phonemes = [phoneme(ipa, ipa, a / sr, b / sr) for ipa, a, b, _ in items]
+    groups: dict[int, list] = {}
+    for ipa, a, b, w in items:
+        if w >= 0 and ipa:
+            groups.setdefault(w, []).append((a / sr, b / sr, ipa))
+    names = text_words(text)
+    ordered = [groups[k] for k in sorted(groups)]
+    words = [{"text": names[i] if len(names) == len(ordered) else "".join(x[2] for x in g),
+              "start": round(g[0][0], 4), "end": round(g[-1][1], 4)} for i, g in enumerate(ordered)]
+    return {"source": "piper-alignment", "phonemes": phonemes, "words": words}
+
+
+@dataclass
+class Synthesis:
+    pcm: bytes
+    sample_rate: int
+    timings: Optional[dict]
+    prosody: Prosody
+
+    @property
+    def duration(self) -> float:
+        return len(self.pcm) / 2 / self.sample_rate
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,6 +373,7 @@ class TTSEngine:
         self.piper: Optional[PiperProcess] = None
         self.load_seconds: Optional[float] = None
         self._festival_sem = threading.Semaphore(2)
+        self.espeak: Optional[EspeakEngine] = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def load(self) -> None:
@@ -273,11 +400,21 @@ class TTSEngine:
                 if v.engine != "festival":
                     continue
                 try:
-                    _, sr = self._festival(v, "Да." if v.language == "ru" else "Ready.", 1.0)
+                    _, sr, _ = self._festival(v, "Да." if v.language == "ru" else "Ready.", 1.0)
                     v.sample_rate, v.ready = sr, True
                 except Exception as exc:
                     v.error = f"Festival voice {v.id} failed: {getattr(exc, 'message', exc)}"
                     errors.append(v.error)
+        # espeak-ng fallback voices (their absence does not make the engine unready).
+        try:
+            self.espeak = EspeakEngine()
+            for v in self.voices.values():
+                if v.engine == "espeak":
+                    v.sample_rate, v.ready = self.espeak.sample_rate, True
+        except Exception as exc:
+            for v in self.voices.values():
+                if v.engine == "espeak":
+                    v.error = f"espeak-ng is not available ({exc}); apt-get install espeak-ng"
         self.load_seconds = round(time.monotonic() - t0, 3)
         if errors:
             raise RuntimeError("; ".join(errors))
@@ -287,7 +424,7 @@ class TTSEngine:
             self.piper.stop()
 
     def info(self) -> dict[str, Any]:
-        return {"ready": all(v.ready for v in self.voices.values()),
+        return {"ready": all(v.ready for v in self.voices.values() if v.engine != "espeak"),
                 "voices": {v.id: {"ready": v.ready, "engine": v.engine, **({"error": v.error} if v.error else {})}
                            for v in self.voices.values()},
                 "load_seconds": self.load_seconds}
@@ -296,19 +433,32 @@ class TTSEngine:
         return [v.public() for v in self.voices.values()]
 
     # -- synthesis ------------------------------------------------------------------------------
-    def _festival(self, voice: Voice, text: str, speed: float) -> tuple[bytes, int]:
+    def _festival(self, voice: Voice, text: str, speed: float) -> tuple[bytes, int, Optional[dict]]:
+        """Festival in batch mode with a Scheme script: the utterance's WAV plus its segment (phone)
+        and word times, written by Festival itself."""
         with tempfile.TemporaryDirectory(prefix="avatar-tts-") as td:
-            txt, out = Path(td) / "in.txt", Path(td) / "out.wav"
+            out, segs = Path(td) / "out.wav", Path(td) / "segs.txt"
             safe = festival_text(text, voice.language)
             if not re.search(r"\w", safe):
                 raise bad_request("empty_input", f"The input contains nothing voice {voice.id} can speak "
                                                  f"(it speaks {voice.language}).", param="input")
-            txt.write_text(safe + "\n", encoding="utf-8")
-            cmd = ["text2wave", "-o", str(out), "-eval", f"({voice.festival_voice})"]
+            rate = ""
             if voice.festival_speed == "hts" and abs(speed - 1.0) > 1e-3:
                 # Festival's Duration_Stretch is ignored by HTS/clunits voices; HTS takes -r (rate).
-                cmd += ["-eval", f'(set! hts_engine_params (append hts_engine_params (list (list "-r" {speed:.3f}))))']
-            cmd.append(str(txt))
+                rate = f'(set! hts_engine_params (append hts_engine_params (list (list "-r" {speed:.3f}))))'
+            quoted = safe.replace("\\", " ").replace('"', " ")
+            script = Path(td) / "say.scm"
+            script.write_text(f"""({voice.festival_voice})
+{rate}
+(set! utt (SynthText "{quoted}"))
+(utt.save.wave utt "{out}" 'riff)
+(set! fd (fopen "{segs}" "w"))
+(mapcar (lambda (s) (format fd "S %s %f\\n" (item.name s) (item.feat s "end"))) (utt.relation.items utt 'Segment))
+(mapcar (lambda (w) (format fd "W %f %f %s\\n" (item.feat w "word_start") (item.feat w "word_end") (item.name w)))
+        (utt.relation.items utt 'Word))
+(fclose fd)
+""", encoding="utf-8")
+            cmd = ["festival", "-b", str(script)]
             timeout = 30.0 + len(text) * 0.2
             with self._festival_sem:
                 try:
@@ -317,14 +467,15 @@ class TTSEngine:
                 except subprocess.TimeoutExpired:
                     raise server_error("tts_failed", f"Festival took longer than {timeout:.0f} s; "
                                                      "send shorter text.") from None
-                stderr = proc.stderr.decode("utf-8", "replace").strip()
-                # text2wave exits 0 even when a letter-to-sound rule aborts the utterance.
+                stderr = (proc.stderr + proc.stdout).decode("utf-8", "replace").strip()
+                # festival exits 0 even when a letter-to-sound rule aborts the utterance.
                 if proc.returncode != 0 or not out.exists() or out.stat().st_size <= 44 \
-                        or "no rule matches" in stderr:
-                    detail = stderr.splitlines()
+                        or "no rule matches" in stderr or "SIOD ERROR" in stderr:
+                    detail = [line for line in stderr.splitlines() if line.strip()]
                     raise server_error("tts_failed", f"Festival ({voice.id}) could not synthesise this text ("
                                        + (detail[-1][:200] if detail else f"exit {proc.returncode}")
                                        + "). Remove unusual symbols and retry.")
+                timings = self._festival_timings(segs, voice.language, safe)
                 if voice.festival_speed == "sox" and abs(speed - 1.0) > 1e-3:
                     fast = Path(td) / "tempo.wav"
                     sp = subprocess.run(["sox", str(out), str(fast), "tempo", "-s", f"{speed:.3f}"],
@@ -333,13 +484,50 @@ class TTSEngine:
                         raise server_error("tts_failed", "sox failed to change the speaking rate ("
                                            + sp.stderr.decode("utf-8", "replace").strip()[:200] + ").")
                     out = fast
+                    if timings is not None:
+                        scale_times(timings, 1 / speed, 1e9)
             try:
-                return read_wav_mono16(out)
+                pcm, sr = read_wav_mono16(out)
             except (EOFError, wave.Error, ValueError) as exc:
                 raise server_error("tts_failed", f"Festival ({voice.id}) produced an unreadable WAV ({exc}). "
                                                  "Remove unusual symbols and retry.") from None
+            if timings is not None:
+                scale_times(timings, 1.0, len(pcm) / 2 / sr)
+            return pcm, sr, timings
 
-    def validate(self, text: Any, voice_id: Any, speed: Any, response_format: Any) -> tuple[str, Voice, float, str]:
+    @staticmethod
+    def _festival_timings(path: Path, language: str, text: str) -> Optional[dict]:
+        try:
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return None
+        phonemes, words, start = [], [], 0.0
+        names = text_words(text)
+        for line in lines:
+            parts = line.split(" ", 3)
+            try:
+                if parts[0] == "S" and len(parts) >= 3:
+                    end = float(parts[2])
+                    ipa = festival_ipa(parts[1], language)
+                    if not ipa and phonemes and not phonemes[-1]["ipa"]:
+                        phonemes[-1]["end"] = round(end, 4)
+                    elif end > start:
+                        phonemes.append(phoneme(ipa, parts[1], start, end))
+                    start = max(start, end)
+                elif parts[0] == "W" and len(parts) >= 4:
+                    words.append({"text": parts[3], "start": round(float(parts[1]), 4),
+                                  "end": round(float(parts[2]), 4)})
+            except ValueError:
+                continue
+        if not phonemes:
+            return None
+        if len(words) == len(names):  # Festival's token names are normalised: show the text's own words
+            for w, name in zip(words, names):
+                w["text"] = name
+        return {"source": "festival-segments", "phonemes": phonemes, "words": words}
+
+    def validate(self, text: Any, voice_id: Any, speed: Any, response_format: Any,
+                 emotion: Any = None, intensity: Any = None) -> tuple[str, Voice, float, str, str, float]:
         if not isinstance(text, str) or not clean_text(text):
             raise bad_request("empty_input", "'input' is empty: send the text to speak.", param="input")
         text = clean_text(text)
@@ -361,21 +549,49 @@ class TTSEngine:
             raise bad_request("invalid_speed", f"'speed' {speed} is out of range; use a value between "
                                                f"{MIN_SPEED} and {MAX_SPEED} (1.0 = normal).", param="speed")
         fmt = (response_format or "wav")
-        if not isinstance(fmt, str) or fmt not in RESPONSE_FORMATS:
+        if not isinstance(fmt, str) or (fmt not in RESPONSE_FORMATS and fmt != "verbose_json"):
             raise bad_request("unsupported_format", f"response_format {fmt!r} is not supported; use one of "
-                                                    + ", ".join(RESPONSE_FORMATS) + ".", param="response_format")
-        return text, voice, speed, fmt
+                                                    + ", ".join([*RESPONSE_FORMATS, "verbose_json"]) + ".",
+                              param="response_format")
+        emotion = "neutral" if emotion is None else emotion
+        if not isinstance(emotion, str) or emotion not in EMOTIONS:
+            raise bad_request("unknown_emotion", f"Unknown emotion {emotion!r}; use one of "
+                                                 + ", ".join(EMOTIONS) + ".", param="emotion")
+        try:
+            intensity = (0.0 if emotion == "neutral" else 0.7) if intensity is None else float(intensity)
+        except (TypeError, ValueError):
+            raise bad_request("invalid_intensity", "'intensity' must be a number from 0 to 1.",
+                              param="intensity") from None
+        if not (0.0 <= intensity <= 1.0):
+            raise bad_request("invalid_intensity", f"'intensity' {intensity} is out of range; use 0 (none) "
+                                                   "to 1 (strongest).", param="intensity")
+        return text, voice, speed, fmt, emotion, intensity
 
-    def synthesize(self, text: str, voice: Voice, speed: float) -> tuple[bytes, int]:
-        """Blocking: returns (s16le mono PCM, sample_rate)."""
+    def synthesize(self, text: str, voice: Voice, speed: float, emotion: str = "neutral",
+                   intensity: float = 0.0) -> Synthesis:
+        """Blocking: speech with the emotion's prosody, and its phoneme/word timings when the engine
+        gives them."""
         if not voice.ready:
             raise EngineError(503, "engine_not_ready", f"Voice {voice.id} is not available: "
                                                        f"{voice.error or 'still loading'}.")
+        prosody = prosody_for(emotion, intensity)
+        rate = max(MIN_SPEED, min(MAX_SPEED, speed * prosody.rate))
         try:
             if voice.engine == "piper":
-                pcm, sr = self.piper.synthesize(text, speed)
+                pcm, sr, items = self.piper.synthesize(text, rate)
+                timings = piper_timings(items, sr, text)
+            elif voice.engine == "espeak":
+                pcm, sr, timings = self.espeak.synthesize(voice, text, rate)
             else:
-                pcm, sr = self._festival(voice, text, speed)
+                pcm, sr, timings = self._festival(voice, text, rate)
+            x = np.frombuffer(pcm, dtype="<i2").astype(np.int16)
+            if len(x) / sr >= 0.15:
+                x = scale_pauses(x, sr, timings, prosody.pause_scale)
+                x = pitch_shift(x, sr, prosody.semitones)
+                x = level(x, prosody.gain_db)
+                if timings is not None:
+                    scale_times(timings, 1.0, len(x) / sr)
+            pcm = x.astype("<i2").tobytes()
         except EngineError:
             raise
         except Exception as exc:
@@ -387,7 +603,7 @@ class TTSEngine:
             raise bad_request("empty_input", f"The input contains nothing voice {voice.id} can speak "
                                              f"(it speaks {voice.language}); no audio was produced.",
                               param="input")
-        return pcm, sr
+        return Synthesis(pcm, sr, timings, prosody)
 
     @staticmethod
     def encode(pcm: bytes, sample_rate: int, fmt: str) -> tuple[bytes, str]:
