@@ -7,6 +7,8 @@ public struct WAVInfo: Sendable, Equatable {
     public var bitsPerSample: Int
     /// Bytes of sample data.
     public var dataBytes: Int
+    /// Where the sample data starts in the file.
+    public var dataOffset: Int = 44
 
     public var duration: Double {
         let frameBytes = channels * bitsPerSample / 8
@@ -32,6 +34,7 @@ public struct WAVInfo: Sendable, Equatable {
                 // Streaming writers leave the size as 0 or 0xFFFFFFFF: take what is there.
                 if size == 0 || body + size > bytes.count { size = bytes.count - body }
                 self.init(sampleRate: format.rate, channels: format.channels, bitsPerSample: format.bits, dataBytes: size)
+                dataOffset = body
                 return
             }
             offset = body + size + (size & 1)
@@ -44,6 +47,27 @@ public struct WAVInfo: Sendable, Equatable {
         self.channels = channels
         self.bitsPerSample = bitsPerSample
         self.dataBytes = dataBytes
+    }
+
+    /// The samples of a 16-bit PCM WAV as floats in -1…1, channels averaged; nil for anything else.
+    public static func monoSamples(_ data: Data) -> (samples: [Float], sampleRate: Int)? {
+        guard let info = WAVInfo(data), info.bitsPerSample == 16, info.channels >= 1 else { return nil }
+        let channels = info.channels
+        let frames = info.dataBytes / (2 * channels)
+        var out = [Float](repeating: 0, count: frames)
+        data.withUnsafeBytes { raw in
+            let base = raw.baseAddress!.advanced(by: info.dataOffset)
+            for i in 0..<frames {
+                var sum: Float = 0
+                for c in 0..<channels {
+                    var v: Int16 = 0
+                    memcpy(&v, base.advanced(by: (i * channels + c) * 2), 2)
+                    sum += Float(Int16(littleEndian: v)) / 32768
+                }
+                out[i] = sum / Float(channels)
+            }
+        }
+        return (out, info.sampleRate)
     }
 
     /// Duration in seconds of a WAV file, 0 when it is not one.

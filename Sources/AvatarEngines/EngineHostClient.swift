@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import AvatarCore
 
 /// A transcript as the engine host returns it (OpenAI `verbose_json` plus the language probability).
 public struct Transcription: Codable, Sendable, Equatable {
@@ -19,6 +20,41 @@ public struct Transcription: Codable, Sendable, Equatable {
     /// Length of the audio in seconds.
     public var duration: Double
     public var segments: [Segment]
+    /// One timed word (only when asked for with `wordTimestamps`).
+    public struct Word: Codable, Sendable, Equatable {
+        public var word: String
+        public var start: Double
+        public var end: Double
+    }
+    public var words: [Word]?
+}
+
+/// Speech with its timings and the prosody applied: `/v1/audio/speech` with `response_format: verbose_json`.
+public struct TimedSpeech: Codable, Sendable {
+    /// The emotion as prosody, as the engine applied it.
+    public struct Prosody: Codable, Sendable, Equatable {
+        public var emotion: String
+        public var intensity: Double
+        /// Speaking-rate factor (1 = the voice's normal rate).
+        public var rate: Double
+        /// Mean pitch shift in semitones.
+        public var semitones: Double
+        /// Loudness relative to neutral speech.
+        public var gainDb: Double
+        /// Factor on the pauses between phrases and sentences.
+        public var pauseScale: Double
+    }
+
+    public var voice: String
+    public var language: String
+    public var engine: String
+    public var sampleRate: Int
+    public var duration: Double
+    public var prosody: Prosody
+    /// Phoneme and word times, when the voice's engine gives them.
+    public var timings: SpeechTimings?
+    /// A WAV file (mono, 16-bit, `sampleRate`).
+    public var audio: Data
 }
 
 /// Speech probabilities per fixed-length frame, as the engine host's `/v1/audio/vad` returns them.
@@ -104,8 +140,10 @@ public struct EngineHostClient: Sendable {
     /// Transcribes audio in any container ffmpeg reads. `language` nil lets the model detect it, among
     /// `languageCandidates` when given; `denoise` runs spectral-gating noise reduction first.
     public func transcribe(audio: Data, filename: String = "audio.wav", language: String? = nil,
-                           languageCandidates: [String] = [], denoise: Bool = false) async throws -> Transcription {
+                           languageCandidates: [String] = [], denoise: Bool = false,
+                           wordTimestamps: Bool = false) async throws -> Transcription {
         var form = MultipartForm()
+        if wordTimestamps { form.addField("timestamp_granularities[]", "word") }
         form.addField("model", "whisper-base")
         form.addField("response_format", "verbose_json")
         if let language { form.addField("language", language) }
@@ -139,6 +177,28 @@ public struct EngineHostClient: Sendable {
             throw EngineError.invalidResponse(engine: http.engine, reason: "no audio for non-empty text")
         }
         return response.body
+    }
+
+    /// Synthesises `text` with an emotion (neutral, happy, sad, excited, calm; `intensity` 0…1) and returns
+    /// the WAV with its phoneme/word timings.
+    public func timedSpeech(text: String, voice: String, speed: Double = 1.0, emotion: String = "neutral",
+                            intensity: Double = 0) async throws -> TimedSpeech {
+        struct Request: Encodable {
+            var model = "tts-1"
+            var input: String
+            var voice: String
+            var responseFormat = "verbose_json"
+            var speed: Double
+            var emotion: String
+            var intensity: Double
+        }
+        let body = try JSONEncoder.engine.encode(Request(input: text, voice: voice, speed: speed, emotion: emotion, intensity: intensity))
+        let response = try await http.send(.POST, "/v1/audio/speech", body: body, contentType: "application/json")
+        let speech = try http.decode(TimedSpeech.self, from: response.body)
+        guard speech.audio.count > 44 else {
+            throw EngineError.invalidResponse(engine: http.engine, reason: "no audio for non-empty text")
+        }
+        return speech
     }
 
     public func voices() async throws -> [Voice] {

@@ -72,7 +72,7 @@ def default_voices() -> list[Voice]:
 
 
 # Fallback voices for languages no natural voice here speaks (espeak-ng: formant synthesis, robotic).
-ESPEAK_LANGUAGES = [("de", "German"), ("fr", "French"), ("es", "Spanish"), ("it", "Italian"),
+ESPEAK_LANGUAGES = [("en", "English"), ("ru", "Russian"), ("de", "German"), ("fr", "French"), ("es", "Spanish"), ("it", "Italian"),
                     ("pt", "Portuguese"), ("uk", "Ukrainian"), ("pl", "Polish"), ("tr", "Turkish")]
 
 
@@ -332,8 +332,12 @@ class EspeakEngine:
             spoken = [p for p in phonemes if p["ipa"] and start <= p["start"] < end]
             if spoken:
                 end = spoken[-1]["end"]
-            chars = data[max(0, pos - 1):max(0, pos - 1) + length].decode("utf-8", "replace")
-            words.append({"text": chars, "start": round(start, 4), "end": round(end, 4)})
+            chars = data[max(0, pos - 1):max(0, pos - 1) + length].decode("utf-8", "replace").strip()
+            if not chars or not any(ch.isalnum() for ch in chars):
+                continue
+            if words:  # the word event comes a few ms before the previous word's last phoneme ends
+                start = max(start, words[-1]["end"])
+            words.append({"text": chars, "start": round(start, 4), "end": round(max(start, end), 4)})
         timings = {"source": "espeak-events", "phonemes": phonemes, "words": words} if phonemes else None
         return pcm, self.sample_rate, timings
 
