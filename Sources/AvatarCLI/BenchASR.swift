@@ -26,6 +26,9 @@ struct BenchASR: AsyncParsableCommand {
     @Option(help: "A recording of background noise (any format ffmpeg reads): adds the WER-in-noise figures.")
     var noise: String?
 
+    @Flag(help: "Print every partial and final with its timing.")
+    var verbose = false
+
     @Option(help: "Speech-to-noise ratio for --noise, dB.")
     var snr = 5.0
 
@@ -108,6 +111,7 @@ struct BenchASR: AsyncParsableCommand {
         let all = try await events.value
         guard let (final, at) = all.first(where: { $0.0.kind == .final }) else { return nil }
         let due = t0 + .milliseconds(Int(final.speechEnd * 1000))
+        if verbose { print(all.map { "\($0.0.kind) \(String(format: "%.2f", $0.0.speechStart))-\(String(format: "%.2f", $0.0.speechEnd)) at \(String(format: "%.2f", ($0.1 - t0).seconds)): \($0.0.text)" }.joined(separator: "\n")) }
         return ((at - due).seconds, all.filter { $0.0.kind == .partial }.count)
     }
 

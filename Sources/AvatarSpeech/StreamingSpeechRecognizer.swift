@@ -8,6 +8,10 @@ import Foundation
 public struct RecognizerOptions: Sendable, Equatable {
     /// Silence after speech that ends an utterance, seconds.
     public var endOfUtteranceSilence: Double = 0.5
+    /// Start the final transcription after 0.2 s of silence, while the VAD waits out
+    /// `endOfUtteranceSilence`; discarded if speech resumes. Cuts the end-of-speech latency by the
+    /// overlap, at the cost of an occasional wasted Whisper pass.
+    public var speculativeFinal = true
     /// Audio (seconds) between partial transcripts while the person speaks; 0 turns partials off.
     public var partialInterval: Double = 1.0
     /// New audio (seconds) between two VAD checks.
@@ -65,6 +69,10 @@ public actor StreamingSpeechRecognizer: SpeechRecognizer {
     private var language: String?
     private var locked: Bool
     private var finished = false
+    /// A final started early, after a short silence: (session sample of its utterance start, of the
+    /// speech end it covers, of its audio end, the transcription). Used if the silence lasts; dropped
+    /// if the person speaks again.
+    private var speculation: (start: Int, speechEnd: Int, end: Int, task: Task<(transcription: Transcription, fromCache: Bool), any Error>)?
 
     public init(host: EngineHostClient, cache: CacheManager?, options: RecognizerOptions = RecognizerOptions()) throws {
         self.options = try options.validated()
@@ -139,8 +147,20 @@ public actor StreamingSpeechRecognizer: SpeechRecognizer {
             if pending.count > keep { drop(pending.count - keep) }
             return
         }
+        let tail = Int(0.2 * Self.rate)
+        if let speculation, speculation.speechEnd != pendingStart + lastSpeechEnd || speculation.start != pendingStart + utteranceStart {
+            // Speech went on after the speculative final began: its audio is no longer the utterance.
+            speculation.task.cancel()
+            self.speculation = nil
+        }
         if end - lastSpeechEnd >= Int(options.endOfUtteranceSilence * Self.rate) {
-            try await finalize(endingAt: min(end, lastSpeechEnd + Int(0.2 * Self.rate)))
+            try await finalize(endingAt: min(end, lastSpeechEnd + tail))
+        } else if options.speculativeFinal, speculation == nil, end - lastSpeechEnd >= tail {
+            // Likely the end of the utterance: transcribe it now, while the VAD confirms the silence.
+            // The audio is exactly what `finalize` would send (speech + 0.2 s), so the result is the same.
+            let slice = pending[utteranceStart..<(lastSpeechEnd + tail)]
+            speculation = (pendingStart + utteranceStart, pendingStart + lastSpeechEnd, pendingStart + lastSpeechEnd + tail,
+                           Task { try await self.recognize(slice, cached: true) })
         } else if end - utteranceStart >= Int(options.maxUtterance * Self.rate) {
             try await finalize(endingAt: end)
             // Still speaking: the next utterance starts right here.
@@ -158,7 +178,15 @@ public actor StreamingSpeechRecognizer: SpeechRecognizer {
     private var utteranceStart: Int { max(0, firstSpeech - Int(options.preRoll * Self.rate)) }
 
     private func finalize(endingAt end: Int) async throws {
-        let result = try await recognize(pending[utteranceStart..<max(end, utteranceStart + 1)], cached: true)
+        let result: (transcription: Transcription, fromCache: Bool)
+        if let speculation, speculation.start == pendingStart + utteranceStart, speculation.end == pendingStart + end {
+            self.speculation = nil
+            result = try await speculation.task.value
+        } else {
+            speculation?.task.cancel()
+            speculation = nil
+            result = try await recognize(pending[utteranceStart..<max(end, utteranceStart + 1)], cached: true)
+        }
         emit(.final, result.transcription, end: lastSpeechEnd, cached: result.fromCache)
         let consumed = min(end, pending.count)
         drop(consumed)

@@ -149,6 +149,28 @@ struct SpeechRecognizerTests {
         }
     }
 
+    @Test("A pause shorter than the end-of-utterance silence (0.4 of 0.8 s) starts a speculative final that is dropped: one final with both parts")
+    func speculativeFinalDropped() async throws {
+        let host = try #require(try await EngineFixture.shared.runtime().engineHost)
+        let clips = try TestData.librivoxClips()
+        let first = try AudioSamples.load(clips[1].path).samples.prefix(Int(2.3 * 16000))
+        // From 0.3 s: the clip's own leading silence would lengthen the pause.
+        let second = try AudioSamples.load(clips[2].path).samples[Int(0.3 * 16000)..<Int(2.3 * 16000)]
+        var options = RecognizerOptions()
+        options.language = "en"
+        options.endOfUtteranceSilence = 0.8
+        let recognizer = try StreamingSpeechRecognizer(host: host, cache: nil, options: options)
+        // 0.4 s of silence: past the 0.2 s at which the final is speculatively started, short of the 0.8 s that ends the utterance.
+        let audio = Array(first) + [Float](repeating: 0, count: Int(0.4 * 16000)) + Array(second)
+        let run = try await Self.stream(recognizer, audio, silence: 1.0)
+        let finals = (run.before + run.after).filter { $0.kind == .final }
+        #expect(finals.count == 1, "finals: \(finals.map(\.text))")
+        let words = Set(WordErrorRate.words(finals.map(\.text).joined(separator: " ")))
+        let firstWords = WordErrorRate.words(clips[1].text).prefix(3)
+        #expect(firstWords.allSatisfy { words.contains($0) }, "\(finals.map(\.text)) lacks the first part")
+        #expect((finals.first?.speechEnd ?? 0) > 2.3 + 0.4 + 1.0, "the final ended at \(finals.first?.speechEnd ?? 0) s: before the second part")
+    }
+
     @Test("Silence alone opens no utterance and yields nothing")
     func silenceOnly() async throws {
         let host = try #require(try await EngineFixture.shared.runtime().engineHost)

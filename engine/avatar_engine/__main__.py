@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 2),
                         help="CPU threads for speech recognition (default: min(4, cores))")
     parser.add_argument("--beam-size", type=int, default=2, help="Whisper beam size (default 2)")
+    parser.add_argument("--asr-window", choices=("short", "full"), default="short",
+                        help="Whisper encoder window: 'short' = the clip + 1 s (fast for short utterances), "
+                             "'full' = the model's 30 s window")
     parser.add_argument("--max-upload-mb", type=float, default=50.0)
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
@@ -54,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                                            "threads": args.threads, "beam_size": args.beam_size,
                                            "pid": os.getpid()}})
     app = create_app(args.models_dir, cpu_threads=max(1, args.threads), beam_size=max(1, args.beam_size),
+                     asr_short_window=args.asr_window == "short",
                      max_upload=int(args.max_upload_mb * 1024 * 1024))
     uvicorn.run(app, host=args.host, port=args.port, workers=1, log_config=None,
                 log_level=args.log_level.lower(), access_log=False, server_header=False)

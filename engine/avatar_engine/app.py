@@ -228,13 +228,13 @@ async def _read_form(request: Request, fields: tuple[str, ...]) -> tuple[bytes, 
     return data, values
 
 
-def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2,
+def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2, asr_short_window: bool = True,
                max_upload: int = DEFAULT_MAX_UPLOAD, load_in_background: bool = True) -> FastAPI:
     models_dir = Path(models_dir).expanduser().resolve()
     engines = Engines(models_dir=models_dir)
     engines.slots = {
         "asr": EngineSlot("asr", ASREngine(models_dir / "whisper-base", cpu_threads=cpu_threads,
-                                           beam_size=beam_size)),
+                                           beam_size=beam_size, short_window=asr_short_window)),
         "tts": EngineSlot("tts", TTSEngine(models_dir / "piper")),
         "landmarks": EngineSlot("landmarks", LandmarkEngine(models_dir / "mediapipe" / "face_landmarker.task")),
     }
