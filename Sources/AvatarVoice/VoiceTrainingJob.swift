@@ -81,7 +81,7 @@ public struct VoiceTrainingJob: Sendable {
     }
 
     /// The fraction done a progress line states, or nil.
-    static func fraction(in line: String) -> Double? {
+    public static func fraction(in line: String) -> Double? {
         let lower = line.lowercased()
         if let match = lower.firstMatch(of: /epoch\s*(\d+)\s*\/\s*(\d+)/), let n = Double(match.1), let d = Double(match.2), d > 0 {
             return min(1, n / d)
