@@ -63,10 +63,13 @@ public struct VoiceTrainingJob: Sendable {
         }
         while process.isRunning {
             if Task.isCancelled {
-                kill(process.processIdentifier, SIGTERM)
+                // The reaper forwards SIGTERM to the shell only; a command the shell did not exec (a pipeline,
+                // `cd … && …`) would be orphaned, so the whole tree is signalled, then killed after `grace`.
+                let tree = [process.processIdentifier] + Self.descendants(of: process.processIdentifier)
+                for pid in tree { kill(pid, SIGTERM) }
                 let deadline = Date().addingTimeInterval(grace)
-                while process.isRunning, Date() < deadline { usleep(20_000) }
-                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                while tree.contains(where: Self.isAlive), Date() < deadline { usleep(20_000) }
+                for pid in tree where Self.isAlive(pid) { kill(pid, SIGKILL) }
                 process.waitUntilExit()
                 drain()
                 return .cancelled
@@ -78,6 +81,32 @@ public struct VoiceTrainingJob: Sendable {
         if !pending.isEmpty { lastLine = pending; progress(Self.fraction(in: pending), pending) }
         let status = process.terminationStatus
         return status == 0 ? .succeeded : .failed(status: status, lastLine: lastLine)
+    }
+
+    /// Every process below `root` (from `/proc/*/stat` parent ids), children before grandchildren.
+    static func descendants(of root: pid_t) -> [pid_t] {
+        var parents: [pid_t: [pid_t]] = [:]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, let ppid = pid_t(fields[1]) { parents[ppid, default: []].append(pid) }
+        }
+        var result: [pid_t] = []
+        var queue = parents[root] ?? []
+        while !queue.isEmpty {
+            let pid = queue.removeFirst()
+            result.append(pid)
+            queue += parents[pid] ?? []
+        }
+        return result
+    }
+
+    /// Running (not gone, not a zombie waiting to be reaped).
+    static func isAlive(_ pid: pid_t) -> Bool {
+        guard kill(pid, 0) == 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        return !stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
     }
 
     /// The fraction done a progress line states, or nil.

@@ -340,7 +340,7 @@ struct VoiceTrainingTests {
         #expect(try await task.value == .cancelled)
         var alive = true
         for _ in 0..<50 where alive {
-            alive = kill(pid, 0) == 0
+            alive = kill(pid, 0) == 0 && !((try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8))?.contains(") Z ") ?? true)
             if alive { try await Task.sleep(for: .milliseconds(100)) }
         }
         #expect(!alive, "the trainer process \(pid) survived cancellation")
