@@ -57,7 +57,8 @@ enum VoiceTestAudio {
         let mono = dir + "/noisy-mono.wav"
         try writeWAV(mixed, rate: rate, to: mono)
         let stereo = dir + "/stereo-44k-clipped-noisy.wav"
-        try ffmpeg(["-i", mono, "-ac", "2", "-ar", "44100", "-c:a", "pcm_s16le", stereo])
+        // pan copies the channel at full level (`-ac 2` would upmix at −3 dB and undo the clipping).
+        try ffmpeg(["-i", mono, "-af", "pan=stereo|c0=c0|c1=c0", "-ar", "44100", "-c:a", "pcm_s16le", stereo])
         return stereo
     }
 
