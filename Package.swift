@@ -84,6 +84,11 @@ let package = Package(
             name: "AvatarSpeech",
             dependencies: ["AvatarCore", "AvatarEngines", "AvatarCache", "AvatarAnimation"]
         ),
+        // Voice cloning: sample validation, profiles, approximate match / XTTS, training data and jobs.
+        .target(
+            name: "AvatarVoice",
+            dependencies: ["AvatarCore", "AvatarEngines", "AvatarStore"]
+        ),
         // Provisioning (`avatar setup`) and diagnostics (`avatar doctor`).
         .target(
             name: "AvatarSetup",
@@ -102,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "AvatarCLI",
             dependencies: [
-                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarSetup", "AvatarStore", "AvatarCache", "AvatarAnimation", "AvatarConversation", "AvatarSpeech",
+                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarSetup", "AvatarStore", "AvatarCache", "AvatarAnimation", "AvatarConversation", "AvatarSpeech", "AvatarVoice",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -112,7 +117,7 @@ let package = Package(
         .testTarget(
             name: "AvatarTests",
             dependencies: [
-                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarStore", "AvatarCache", "AvatarSetup", "AvatarAnimation", "AvatarConversation", "AvatarSpeech",
+                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarStore", "AvatarCache", "AvatarSetup", "AvatarAnimation", "AvatarConversation", "AvatarSpeech", "AvatarVoice",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

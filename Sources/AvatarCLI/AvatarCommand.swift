@@ -15,7 +15,7 @@ struct AvatarCommand: AsyncParsableCommand {
         See README.md for every key.
         """,
         version: avatarVersion,
-        subcommands: [Serve.self, Generate.self, Chat.self, Setup.self, Doctor.self, Bench.self],
+        subcommands: [Serve.self, Generate.self, Chat.self, VoiceCommand.self, Setup.self, Doctor.self, Bench.self],
         defaultSubcommand: Serve.self
     )
 }

@@ -72,6 +72,11 @@ public struct AvatarSettings: Sendable {
     public var sadTalkerPython: String
     /// The config file that was read, if any.
     public var configFile: String?
+    /// An XTTS streaming server (`/clone_speaker`, `/tts`) for real voice cloning (`AVATAR_XTTS_URL`; GPU).
+    public var xttsURL: String? = nil
+    /// The fine-tuning command `avatar voice train` runs (`AVATAR_VOICE_TRAIN_COMMAND`), with
+    /// `{dataset}`, `{output}` and `{name}` replaced; run through `/bin/sh -c`.
+    public var voiceTrainCommand: String? = nil
 
     /// The Python interpreter of the engine venv.
     public var pythonPath: String { (venvDir as NSString).appendingPathComponent("bin/python") }
@@ -171,6 +176,13 @@ public struct AvatarSettings: Sendable {
         settings.sadTalkerDir = try reader.path("sadtalker.dir", userHome: userHome)
         settings.sadTalkerCheckpoints = try reader.path("sadtalker.checkpoints", userHome: userHome)
         settings.sadTalkerPython = try reader.path("sadtalker.python", userHome: userHome) ?? settings.sadTalkerPython
+        if let url = try reader.string("xtts.url"), !url.isEmpty {
+            guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host?.isEmpty == false else {
+                throw SettingsError(key: "xtts.url", env: "AVATAR_XTTS_URL", reason: "must be an http(s) URL such as http://127.0.0.1:8000, got '\(url)'")
+            }
+            settings.xttsURL = url.hasSuffix("/") ? String(url.dropLast()) : url
+        }
+        settings.voiceTrainCommand = try reader.string("voice.train_command").flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
         guard !settings.host.isEmpty else {
             throw SettingsError(key: "host", env: "AVATAR_HOST", reason: "must not be empty")
         }

@@ -122,7 +122,12 @@ public struct Provisioner {
             }
         }
         guard status == 0 else {
-            throw SetupError(step: "Python packages", reason: "pip install failed (status \(status))", fix: "read pip's error above; PyPI must be reachable. Then run `avatar setup` again")
+            throw SetupError(step: "Python packages", reason: "pip install failed (status \(status))", fix: "read pip's error above; PyPI must be reachable, and the CPU wheel torch==2.13.0+cpu in a folder pip searches (pip.conf find-links). Then run `avatar setup` again")
+        }
+        // The voice engine's torch must be the CPU build: a CUDA wheel means gigabytes of nvidia-* packages for nothing.
+        let torch = Shell.capture([settings.pythonPath, "-c", "import torch; print(torch.__version__, torch.version.cuda)"])
+        guard torch.succeeded, torch.output.contains("+cpu"), torch.output.contains("None") else {
+            throw SetupError(step: "Python packages", reason: "torch is not the CPU build (\(torch.output.trimmingCharacters(in: .whitespacesAndNewlines)))", fix: "\(settings.pythonPath) -m pip install --force-reinstall --no-deps torch==2.13.0+cpu")
         }
         try Data(digest.utf8).write(to: URL(fileURLWithPath: stamp))
         return "installed"

@@ -92,6 +92,15 @@ public final class AvatarDatabase: Sendable {
                 t.primaryKey(["avatarId", "key"])
             }
         }
+        migrator.registerMigration("v3-voice-profiles") { db in
+            try db.create(table: "voiceProfile") { t in
+                t.primaryKey("id", .text)
+                t.column("name", .text).notNull().unique()
+                t.column("language", .text).notNull()
+                t.column("profile", .text).notNull()
+                t.column("createdAt", .datetime).notNull()
+            }
+        }
         return migrator
     }
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-
+import json
 import logging
 import threading
 import time
@@ -25,6 +25,7 @@ from .errors import EngineError, INVALID_REQUEST, SERVER_ERROR, bad_request, err
 from .landmarks import LandmarkEngine
 from .provision import ProvisionError, quick_check
 from .tts import TTSEngine, pcm_to_wav
+from .voice import VoiceEngine
 
 log = logging.getLogger("avatar_engine.app")
 
@@ -145,7 +146,7 @@ class Engines:
 
 
 # model folder prefix (as in engine/models.json) -> engine that needs it; llm/ is not the host's
-ENGINE_FILES = {"asr": "whisper-base/", "tts": "piper/", "landmarks": "mediapipe/"}
+ENGINE_FILES = {"asr": "whisper-base/", "tts": "piper/", "landmarks": "mediapipe/"}  # voice: weights ship in resemblyzer
 
 
 def load_engines(engines: Engines) -> None:
@@ -159,7 +160,8 @@ def load_engines(engines: Engines) -> None:
     fix = f"run: python -m avatar_engine.provision --models-dir {engines.models_dir}"
     blocked = []
     for name, slot in engines.slots.items():
-        mine = [p for p in problems if f"/{ENGINE_FILES[name]}" in p.replace("\\", "/")]
+        prefix = ENGINE_FILES.get(name)
+        mine = [p for p in problems if prefix and f"/{prefix}" in p.replace("\\", "/")]
         if mine:
             slot.status = "error"
             slot.error = f"model files missing or damaged ({mine[0]}" + (
@@ -238,6 +240,7 @@ def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2, as
         "tts": EngineSlot("tts", TTSEngine(models_dir / "piper")),
         "landmarks": EngineSlot("landmarks", LandmarkEngine(models_dir / "mediapipe" / "face_landmarker.task")),
     }
+    engines.slots["voice"] = EngineSlot("voice", VoiceEngine(engines.slots["asr"].engine.speech_probabilities))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -390,4 +393,52 @@ def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2, as
         multiple = (f["multiple"] or "error").strip().lower()
         return JSONResponse(await run_in_threadpool(lm.detect, data, multiple))
 
+    _add_voice_routes(app, engines)
     return app
+
+
+def _add_voice_routes(app: FastAPI, engines: Engines) -> None:
+    """Voice-sample analysis, speaker embeddings and WORLD conversion for the voice cloner (voice.py)."""
+
+    @app.post("/v1/voice/analyze")
+    async def voice_analyze(request: Request):
+        data, _ = await _read_form(request, ())
+        engines.require("asr")  # the speech ratio uses its Silero VAD
+        voice: VoiceEngine = engines.require("voice")
+        return JSONResponse(await run_in_threadpool(voice.analyze, data))
+
+    @app.post("/v1/voice/embedding")
+    async def voice_embedding(request: Request):
+        data, _ = await _read_form(request, ())
+        voice: VoiceEngine = engines.require("voice")
+        return JSONResponse(await run_in_threadpool(voice.embedding, data))
+
+    @app.post("/v1/voice/convert")
+    async def voice_convert(request: Request):
+        data, f = await _read_form(request, ("f0_log_mean", "f0_log_std", "formant_ratio", "target_envelope"))
+        voice: VoiceEngine = engines.require("voice")
+
+        def number(name: str, required: bool) -> Optional[float]:
+            raw = (f[name] or "").strip()
+            if not raw:
+                if required:
+                    raise bad_request("invalid_parameter", f"'{name}' is required.", param=name)
+                return None
+            try:
+                return float(raw)
+            except ValueError:
+                raise bad_request("invalid_parameter", f"'{name}' must be a number.", param=name) from None
+
+        envelope = None
+        if f["target_envelope"]:
+            try:
+                envelope = [float(v) for v in json.loads(f["target_envelope"])]
+            except (ValueError, TypeError):
+                raise bad_request("invalid_parameter", "'target_envelope' must be a JSON array of numbers.",
+                                  param="target_envelope") from None
+        audio, info = await run_in_threadpool(
+            voice.convert, data, f0_log_mean=number("f0_log_mean", True), f0_log_std=number("f0_log_std", True),
+            formant_ratio=number("formant_ratio", False), target_envelope=envelope)
+        return Response(audio, media_type="audio/wav", headers={
+            "X-Audio-Duration": f"{info['duration']:.3f}", "X-Sample-Rate": str(info["sample_rate"]),
+            "X-Formant-Ratio": str(info["formant_ratio"]), "X-Voice-Conversion": json.dumps(info)})
