@@ -157,9 +157,10 @@ public struct VoiceCloner: Sendable {
         }
         if let store, try store.voiceProfile(named: name) != nil { throw VoiceError.duplicateName(name) }
         let voices = try await host.voices()
-        let candidates = voices.filter { $0.language == language }
+        // Natural voices only: the espeak-ng fallback voices are formant synthesis, no base for a match.
+        let candidates = voices.filter { $0.language == language && $0.engine != "espeak" }
         guard !candidates.isEmpty else {
-            throw VoiceError.unsupportedLanguage(language, supported: Array(Set(voices.map(\.language))).sorted())
+            throw VoiceError.unsupportedLanguage(language, supported: Array(Set(voices.filter { $0.engine != "espeak" }.map(\.language))).sorted())
         }
         let id = UUID().uuidString
         let folder = dataDir + "/voices/" + id
