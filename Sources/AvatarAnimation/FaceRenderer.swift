@@ -6,6 +6,10 @@ public struct FacePose: Sendable, Equatable {
     public var jawOpen = 0.0
     /// -1 rounded (o, u) … 1 wide (i, e).
     public var lipWidth = 0.0
+    /// 0 … 1 lips pressed together (m, b, p), whatever the photo's own mouth: the inner lip contours meet.
+    public var lipClose = 0.0
+    /// 0 … 1 lower lip up against the upper teeth (f, v).
+    public var lipToTeeth = 0.0
     /// -1 sad … 1 happy.
     public var smile = 0.0
     /// 0 open … 1 closed.
@@ -46,6 +50,18 @@ public struct FaceRenderer: Sendable {
             d.y -= pose.smile * 0.14 * w * pow(min(abs(side), 1.2), 1.5) * rig.lipRegionWeight[i]
             d.x += pose.smile * 0.05 * w * side * rig.lipRegionWeight[i]
             points[i] = p + d
+        }
+        if pose.lipClose > 0 || pose.lipToTeeth > 0 {
+            // The photo's own lip gap is closed (m, b, p: each lip half-way) or the lower lip rises to the
+            // upper teeth (f, v); the lips' outer edges and the skin around follow part of the way.
+            let close = min(max(pose.lipClose, 0), 1), teeth = min(max(pose.lipToTeeth, 0), 1) * (1 - close)
+            for (i, weight) in rig.lipGapWeights {
+                let restGap = rig.lipGap(atX: rig.points[i].x)
+                let gap = restGap + (restGap > 0 ? pose.jawOpen * 0.27 * w : 0)
+                points[i].y += close * (0.5 * gap) * (weight.upper - weight.lower)
+                points[i].y -= teeth * (0.45 * restGap + 0.03 * w) * weight.lower
+                points[i].y -= teeth * 0.02 * w * weight.upper
+            }
         }
         for eye in rig.eyes {
             let travel = pose.blink * eye.gap
