@@ -58,7 +58,8 @@ public struct FaceRenderer: Sendable {
             for (i, weight) in rig.lipGapWeights {
                 let restGap = rig.lipGap(atX: rig.points[i].x)
                 let gap = restGap + (restGap > 0 ? pose.jawOpen * 0.27 * w : 0)
-                points[i].y += close * (0.5 * gap) * (weight.upper - weight.lower)
+                // A little past the middle: pressed lips overlap rather than leave a seam.
+                points[i].y += close * (0.5 * gap + 0.02 * w) * (weight.upper - weight.lower)
                 points[i].y -= teeth * (0.45 * restGap + 0.03 * w) * weight.lower
                 points[i].y -= teeth * 0.02 * w * weight.upper
             }
@@ -109,13 +110,44 @@ public struct FaceRenderer: Sendable {
     /// Renders one frame into memory the caller owns (`512 * 512 * 3` bytes).
     public func render(_ pose: FacePose, to out: UnsafeMutablePointer<UInt8>) {
         let target = deform(pose)
-        let source = rig.points
+        var source = rig.points
+        if pose.lipClose > 0 {
+            // Closed lips are drawn from the lips' own colour: the inner contour samples the photo 35 % of the
+            // way towards the outer lip edge, so a photo's teeth at the lip line do not show between closed lips.
+            let close = min(pose.lipClose, 1)
+            for (inner, outer) in zip(FaceIndex.upperInnerLip + FaceIndex.lowerInnerLip, FaceIndex.upperOuterLip + FaceIndex.lowerOuterLip)
+            where !FaceIndex.mouthCorners.contains(inner) {
+                source[inner] = Point2.mix(rig.points[inner], rig.points[outer], 0.35 * close)
+            }
+        }
         rig.image.pixels.withUnsafeBufferPointer { src in
             for triangle in rig.triangles {
                 warp(triangle, target, source, src.baseAddress!, out)
             }
         }
         paintMouth(target, out)
+        if pose.lipClose > 0 { paintLipLine(target, strength: min(pose.lipClose, 1), out) }
+    }
+
+    /// The thin shadow where closed lips meet, darkest in the middle, fading towards the corners.
+    private func paintLipLine(_ points: [Point2], strength: Double, _ out: UnsafeMutablePointer<UInt8>) {
+        let size = FaceRig.size
+        let upper = FaceIndex.upperInnerLip.map { points[$0] }, lower = FaceIndex.lowerInnerLip.map { points[$0] }
+        let left = upper.first!.x, right = upper.last!.x
+        guard right - left > 2 else { return }
+        for x in max(0, Int(left.rounded(.up)))...min(size - 1, Int(right)) {
+            let across = (Double(x) - left) / (right - left)
+            let y = (Self.curve(upper, at: Double(x)) + Self.curve(lower, at: Double(x))) / 2
+            let row = Int(y.rounded(.down)), fraction = y - Double(row)
+            let depth = 0.45 * strength * sin(.pi * across).squareRoot()
+            for (r, share) in [(row, 1 - fraction), (row + 1, fraction)] where r >= 0 && r < size {
+                let pixel = out + (r * size + x) * 3
+                let keep = 1 - depth * share
+                pixel[0] = UInt8(Double(pixel[0]) * keep)
+                pixel[1] = UInt8(Double(pixel[1]) * keep)
+                pixel[2] = UInt8(Double(pixel[2]) * keep)
+            }
+        }
     }
 
     /// Convenience: a new image for a pose.

@@ -111,8 +111,7 @@ public struct MouthTrack: Sendable {
 /// murmur (m, n) and a sibilant (s, ʃ, f), giving soft class weights that set the lip width/rounding and scale
 /// the jaw. Loudness (RMS in dB, gated between an adapting noise floor and peak) still opens the jaw: silence
 /// is always a closed mouth. Lip closure is explicit: a dip of ≥ 12 dB inside speech followed within 40 ms by
-/// a burst whose energy is mostly below 3 kHz (a /p/ or /b/, not a /t/) closes the lips for the dip, and a
-/// nasal murmur closes them part-way. Frame k looks at [t − 40 ms, t + 40 ms]: at most 40 ms of look-ahead.
+/// a burst that is not clearly alveolar closes the lips for the dip, and so does a nasal murmur. Frame k looks at [t − 40 ms, t + 40 ms]: at most 40 ms of look-ahead.
 public struct MouthEstimator: Sendable {
     public let sampleRate: Int
     public let fps: Double
@@ -219,8 +218,9 @@ public struct MouthEstimator: Sendable {
         previous = value
         var open = value < 0.03 ? 0 : value * (0.45 + 0.55 * jawScale)
         previousWidth += (width - previousWidth) * 0.6
-        // A nasal murmur (quieter than the vowels around it) brings the lips together part of the way.
-        let murmur = open > 0 && level < peak - 6 ? min(max((nasal - 0.45) / 0.3, 0), 1) * 0.7 : 0
+        // A nasal murmur (quieter than the vowels around it) closes the lips. The template cannot tell /m/ from
+        // /n/, so an /n/ closes them too: the jaw is nearly shut for it anyway.
+        let murmur = open > 0 && level < peak - 6 ? min(max((nasal - 0.4) / 0.25, 0), 1) : 0
         let close = max(closure, murmur)
         open *= 1 - close
         // A stressed syllable: 8 dB louder than the quietest of the last 160 ms, near the top of the range.
@@ -230,8 +230,9 @@ public struct MouthEstimator: Sendable {
         return MouthShape(open: open, width: open > 0 ? previousWidth * (1 - close) : 0, stress: stress, close: close, loudness: value < 0.03 ? 0 : value)
     }
 
-    /// 1 when the hops in `range` hold a bilabial stop: inside speech, a dip ≥ 12 dB under the speech just
-    /// before it, then a burst ≥ 10 dB over the dip whose energy is mostly below 3 kHz.
+    /// 1 when the hops in `range` hold a stop closure: inside speech, a dip ≥ 12 dB under the speech just
+    /// before it, then a burst ≥ 10 dB over the dip — unless the burst is clearly alveolar (most of its energy
+    /// above 3 kHz: /t/, /d/).
     private func stopClosure(_ range: ClosedRange<Int>, gate: Double) -> Double {
         let before = hops[max(0, range.lowerBound - 10)..<range.lowerBound].map(\.level).max() ?? -100
         guard before > gate + 6 else { return 0 }
@@ -240,7 +241,7 @@ public struct MouthEstimator: Sendable {
         guard dip.index >= 0, dip.level < before - 12 else { return 0 }
         for j in (dip.index + 1)..<(range.upperBound + 1) where j <= range.upperBound {
             if hops[j].level > dip.level + 10, hops[j].level > gate {
-                return hops[j].highShare < 0.35 ? 1 : 0
+                return hops[j].highShare < 0.6 ? 1 : 0
             }
         }
         return 0

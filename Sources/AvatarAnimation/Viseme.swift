@@ -143,7 +143,7 @@ public enum Viseme: String, CaseIterable, Sendable {
 /// next phoneme's shape blends in before it starts; a short phoneme is outweighed by its neighbours and does not
 /// fully reach its target (Cohen & Massaro's dominance model, simplified). The two contacts that must be seen are
 /// not averaged away: lip closure for m/b/p and lip-to-teeth for f/v are held for at least 70 / 50 ms around the
-/// phoneme, with 40 ms ramps, and the jaw is closed under them.
+/// phoneme (the closure from 30 ms before it), with 40 ms ramps, and the jaw is closed under them.
 public struct VisemeTimeline: Sendable {
     /// One viseme over a time span (seconds).
     public struct Segment: Sendable, Equatable {
@@ -157,6 +157,9 @@ public struct VisemeTimeline: Sendable {
     static let ahead = 0.06
     static let behind = 0.04
     static let closureHold = 0.07
+    /// The lips close a little before a bilabial's aligned start: a stop's closure is silent, and aligners
+    /// (Piper's durations especially) tend to give that silence to the vowel before it.
+    static let closureLead = 0.03
     static let teethHold = 0.05
     static let ramp = 0.04
 
@@ -227,8 +230,8 @@ public struct VisemeTimeline: Sendable {
             open += d * target.open
             width += d * target.width
             switch s.viseme {
-            case .bilabial: close = max(close, Self.contact(s, at: t, hold: Self.closureHold))
-            case .labiodental: teeth = max(teeth, Self.contact(s, at: t, hold: Self.teethHold))
+            case .bilabial: close = max(close, Self.contact(s, at: t, hold: Self.closureHold, lead: Self.closureLead))
+            case .labiodental: teeth = max(teeth, Self.contact(s, at: t, hold: Self.teethHold, lead: 0))
             default: break
             }
             i += 1
@@ -241,10 +244,12 @@ public struct VisemeTimeline: Sendable {
         return (open, width, close, teeth)
     }
 
-    /// A contact (closure or lip-to-teeth): full over the phoneme (at least `hold` around its middle), ramps of 40 ms.
-    static func contact(_ s: Segment, at t: Double, hold: Double) -> Double {
-        let middle = (s.start + s.end) / 2
-        let half = max((s.end - s.start) / 2, hold / 2)
+    /// A contact (closure or lip-to-teeth): full from `lead` before the phoneme to its end (at least `hold`
+    /// around the middle of that), ramps of 40 ms.
+    static func contact(_ s: Segment, at t: Double, hold: Double, lead: Double) -> Double {
+        let start = s.start - lead
+        let middle = (start + s.end) / 2
+        let half = max((s.end - start) / 2, hold / 2)
         let outside = abs(t - middle) - half
         if outside <= 0 { return 1 }
         return 1 - FaceRig.smoothstep(0, ramp, outside)

@@ -51,8 +51,8 @@ struct VisemeTests {
         // The 40 ms /b/ still closes the lips fully at its middle (held ≥ 70 ms), and the jaw is shut there.
         let b = timeline.shape(at: 0.75)
         #expect(b.close == 1 && b.open == 0, "b: \(b)")
-        // Anticipation: 30 ms before /m/ starts the lips are already closing and the jaw rising.
-        let before = timeline.shape(at: 0.42)
+        // Anticipation: 60 ms before /m/ starts the lips are already closing and the jaw rising.
+        let before = timeline.shape(at: 0.39)
         #expect(before.close > 0 && before.close < 1)
         #expect(before.open < vowel.open)
         // Pause: the mouth at rest in the middle of it.
