@@ -239,12 +239,11 @@ public struct MouthEstimator: Sendable {
         var dip = (level: Double.infinity, index: -1)
         for j in range where hops[j].level < dip.level { dip = (hops[j].level, j) }
         guard dip.index >= 0, dip.level < before - 12 else { return 0 }
-        for j in (dip.index + 1)..<(range.upperBound + 1) where j <= range.upperBound {
-            if hops[j].level > dip.level + 10, hops[j].level > gate {
-                return hops[j].highShare < 0.6 ? 1 : 0
-            }
-        }
-        return 0
+        // The release: the first hop 10 dB over the dip (its spectrum says which stop), then speech again.
+        guard let release = (dip.index..<(range.upperBound + 1)).first(where: { hops[$0].level > dip.level + 10 }),
+              hops[release].highShare < 0.6,
+              hops[release...range.upperBound].contains(where: { $0.level > before - 30 }) else { return 0 }
+        return 1
     }
 
     private mutating func analyse(_ samples: UnsafeBufferPointer<Float>, at start: Int) {

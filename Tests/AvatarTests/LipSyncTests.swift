@@ -119,12 +119,13 @@ struct BilabialTests {
                 let p = try await host.landmarks(image: try Data(contentsOf: URL(fileURLWithPath: frames + "/" + file))).landmarks
                 gap.append(hypot(p[13][0] - p[14][0], p[13][1] - p[14][1]) / hypot(p[61][0] - p[291][0], p[61][1] - p[291][1]))
             }
-            // Per bilabial: the smallest inner-lip gap over the frames within ±40 ms of its middle.
+            // Per bilabial: the smallest inner-lip gap over the frames from 60 ms before it to 40 ms after (a stop's
+            // silent closure comes before its aligned time: Piper gives it to the vowel before).
             var closed = 0
             var report: [String] = []
             for phoneme in bilabials {
                 let middle = (phoneme.start + phoneme.end) / 2
-                let frames = max(0, Int(((middle - 0.04) * 25).rounded(.up)))...min(gap.count - 1, Int(((middle + 0.04) * 25).rounded(.down)))
+                let frames = max(0, Int(((phoneme.start - 0.06) * 25).rounded(.up)))...min(gap.count - 1, Int(((phoneme.end + 0.04) * 25).rounded(.down)))
                 let least = frames.map { gap[$0] }.min() ?? 1
                 if least < 0.05 { closed += 1 }
                 report.append("\(phoneme.ipa)@\(String(format: "%.2f", middle)):\(String(format: "%.3f", least))")
