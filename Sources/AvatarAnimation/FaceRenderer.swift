@@ -177,7 +177,7 @@ public struct FaceRenderer: Sendable {
         guard minY <= maxY else { return }
         let edges = [(q0, q1), (q1, q2), (q2, q0)]
         let width = rig.image.width, height = rig.image.height
-        let maxSX = Double(width - 1) - 1e-6, maxSY = Double(height - 1) - 1e-6
+        let maxFX = (width - 1) * 65536 - 1, maxFY = (height - 1) * 65536 - 1
         for y in minY...maxY {
             let py = Double(y)
             // The triangle's span on this row: intersect the three edges with the scanline.
@@ -191,20 +191,23 @@ public struct FaceRenderer: Sendable {
             let x0 = max(0, Int(ceil(left))), x1 = min(size - 1, Int(ceil(right)) - 1)
             guard x0 <= x1 else { continue }
             let dy = py - q0.y
-            var sx = p0.x + ax * (Double(x0) - q0.x) + bx * dy
-            var sy = p0.y + ay * (Double(x0) - q0.x) + by * dy
+            // Source coordinates in 16.16 fixed point, stepped by the affine map's x derivative.
+            let sx = p0.x + ax * (Double(x0) - q0.x) + bx * dy
+            let sy = p0.y + ay * (Double(x0) - q0.x) + by * dy
+            var fxp = Int((sx * 65536).rounded()), fyp = Int((sy * 65536).rounded())
+            let stepX = Int((ax * 65536).rounded()), stepY = Int((ay * 65536).rounded())
             var pixel = out + (y * size + x0) * 3
             for _ in x0...x1 {
-                let cx = min(max(sx, 0), maxSX), cy = min(max(sy, 0), maxSY)
-                let ix = Int(cx), iy = Int(cy)
-                let fx = Int((cx - Double(ix)) * 256), fy = Int((cy - Double(iy)) * 256)
+                let cx = min(max(fxp, 0), maxFX), cy = min(max(fyp, 0), maxFY)
+                let ix = cx >> 16, iy = cy >> 16
+                let fx = (cx & 0xFFFF) >> 8, fy = (cy & 0xFFFF) >> 8
                 let row0 = image + (iy * width + ix) * 3, row1 = row0 + width * 3
                 let w00 = (256 - fx) * (256 - fy), w10 = fx * (256 - fy), w01 = (256 - fx) * fy, w11 = fx * fy
-                pixel[0] = UInt8((Int(row0[0]) * w00 + Int(row0[3]) * w10 + Int(row1[0]) * w01 + Int(row1[3]) * w11 + 32768) >> 16)
-                pixel[1] = UInt8((Int(row0[1]) * w00 + Int(row0[4]) * w10 + Int(row1[1]) * w01 + Int(row1[4]) * w11 + 32768) >> 16)
-                pixel[2] = UInt8((Int(row0[2]) * w00 + Int(row0[5]) * w10 + Int(row1[2]) * w01 + Int(row1[5]) * w11 + 32768) >> 16)
-                sx += ax
-                sy += ay
+                pixel[0] = UInt8(truncatingIfNeeded: (Int(row0[0]) * w00 + Int(row0[3]) * w10 + Int(row1[0]) * w01 + Int(row1[3]) * w11 + 32768) >> 16)
+                pixel[1] = UInt8(truncatingIfNeeded: (Int(row0[1]) * w00 + Int(row0[4]) * w10 + Int(row1[1]) * w01 + Int(row1[4]) * w11 + 32768) >> 16)
+                pixel[2] = UInt8(truncatingIfNeeded: (Int(row0[2]) * w00 + Int(row0[5]) * w10 + Int(row1[2]) * w01 + Int(row1[5]) * w11 + 32768) >> 16)
+                fxp &+= stepX
+                fyp &+= stepY
                 pixel += 3
             }
         }

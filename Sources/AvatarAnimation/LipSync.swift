@@ -220,7 +220,7 @@ public struct MouthEstimator: Sendable {
         previousWidth += (width - previousWidth) * 0.6
         // A nasal murmur (quieter than the vowels around it) closes the lips. The template cannot tell /m/ from
         // /n/, so an /n/ closes them too: the jaw is nearly shut for it anyway.
-        let murmur = open > 0 && level < peak - 6 ? min(max((nasal - 0.4) / 0.25, 0), 1) : 0
+        let murmur = open > 0 && level < peak - 6 ? min(max((nasal - 0.5) / 0.25, 0), 1) : 0
         let close = max(closure, murmur)
         open *= 1 - close
         // A stressed syllable: 8 dB louder than the quietest of the last 160 ms, near the top of the range.

@@ -45,7 +45,7 @@ struct BenchRender: AsyncParsableCommand {
         let start = ContinuousClock.now
         for k in 0..<frames {
             let t = Double(k) / 25
-            renderer.render(expression.pose(at: t, mouth: MouthShape(open: 0.5 + 0.5 * sin(t * 9), width: sin(t * 3), stress: 0)), into: &frame)
+            renderer.render(expression.pose(at: t, mouth: MouthShape(open: 0.5 + 0.5 * sin(t * 9), width: sin(t * 3), stress: 0, close: max(0, -sin(t * 9) - 0.7) / 0.3)), into: &frame)
         }
         let perFrame = (ContinuousClock.now - start).seconds / Double(frames)
         let encoder = try JPEGEncoder(quality: 80)
@@ -53,7 +53,7 @@ struct BenchRender: AsyncParsableCommand {
         let jpegStart = ContinuousClock.now
         for k in 0..<frames {
             let t = Double(k) / 25
-            renderer.render(expression.pose(at: t, mouth: MouthShape(open: 0.5 + 0.5 * sin(t * 9), width: sin(t * 3), stress: 0)), into: &frame)
+            renderer.render(expression.pose(at: t, mouth: MouthShape(open: 0.5 + 0.5 * sin(t * 9), width: sin(t * 3), stress: 0, close: max(0, -sin(t * 9) - 0.7) / 0.3)), into: &frame)
             bytes += try frame.withUnsafeBufferPointer { try encoder.encode($0.baseAddress!, width: FaceRig.size, height: FaceRig.size) }.count
         }
         let perJPEGFrame = (ContinuousClock.now - jpegStart).seconds / Double(frames)
@@ -107,6 +107,10 @@ struct BenchGenerate: AsyncParsableCommand {
         let speechTimings = try timings.map { try JSONDecoder().decode(SpeechTimings.self, from: Data(contentsOf: URL(fileURLWithPath: $0))) }
         let output = NSTemporaryDirectory() + "avatar-bench-generate.mp4"
         print("export = decode audio + lip sync + render (\(ProcessInfo.processInfo.activeProcessorCount) cores, pipelined) + libx264 ultrafast CRF 18 + AAC 96 kb/s")
+        let sample = try AudioSamples.load(speech)
+        let lipStart = ContinuousClock.now
+        _ = MouthTrack(timings: speechTimings, audio: sample)
+        print(String(format: "lip sync alone (%@): %.0f ms for %.1f s of speech", speechTimings == nil ? "audio: MFCC + loudness" : "timings + loudness", (ContinuousClock.now - lipStart).seconds * 1000, sample.duration))
         var factors: [Double] = []
         for run in 1...max(runs, 1) {
             let load = Self.loadAverage()

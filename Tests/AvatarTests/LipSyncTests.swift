@@ -141,5 +141,36 @@ struct BilabialTests {
             }
             #expect(widest > 0.3, "the vowels open the mouth")
         }
+
+        // The stream: the same speech pushed in 200 ms chunks, each with its own phonemes (times relative to
+        // the chunk's first sample), as a synthesizer streams them.
+        let head = try TalkingHead(renderer: FaceRenderer(rig: rig))
+        _ = try await head.nextFrame()
+        let chunk = 3200
+        for start in stride(from: 0, to: audio.samples.count, by: chunk) {
+            let from = Double(start) / 16000, to = Double(start + chunk) / 16000
+            let phonemes = timings.phonemes.filter { $0.start >= from && $0.start < to }
+            await head.push(Array(audio.samples[start..<min(start + chunk, audio.samples.count)]),
+                            timings: SpeechTimings(source: timings.source, phonemes: phonemes).shifted(by: -from))
+        }
+        await head.finishUtterance()
+        var frames: [VideoFrame] = []
+        while frames.count < Int(audio.duration * 25) + 3 {
+            let frame = try await head.nextFrame()
+            guard frame.speaking else { break }
+            frames.append(frame)
+        }
+        var closedInStream = 0
+        for phoneme in bilabials {
+            let range = max(0, Int(((phoneme.start - 0.06) * 25).rounded(.up)))...min(frames.count - 1, Int(((phoneme.end + 0.04) * 25).rounded(.down)))
+            var least = 1.0
+            for k in range {
+                let p = try await host.landmarks(image: Data(frames[k].jpeg)).landmarks
+                least = min(least, hypot(p[13][0] - p[14][0], p[13][1] - p[14][1]) / hypot(p[61][0] - p[291][0], p[61][1] - p[291][1]))
+            }
+            if least < 0.05 { closedInStream += 1 }
+        }
+        print("bilabials (stream with timings): \(closedInStream)/\(bilabials.count) closed")
+        #expect(closedInStream == bilabials.count)
     }
 }
