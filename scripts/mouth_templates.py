@@ -1,6 +1,11 @@
 """Vowel/consonant MFCC templates for the Swift MouthEstimator, from Piper (en_US-joe-medium) sentences with
 phoneme alignments. Mirrors MouthEstimator's feature code exactly (16 kHz, 25 ms Hamming, 10 ms hop, 512 FFT,
-pre-emphasis 0.97, 20 mel bands 100-5000 Hz, log, DCT-II c1..c12, running mean removed)."""
+pre-emphasis 0.97, 20 mel bands 100-5000 Hz, log, DCT-II c1..c12, running mean removed).
+
+Usage: ~/.avatar/venv/bin/python scripts/mouth_templates.py scripts/mouth_template_sentences.txt
+Prints the per-frame confusion matrix on held-out sentences (every 4th) and writes templates.json (the
+templates and the pooled scale pasted into MouthEstimator.classes / .scale). Piper samples its durations
+randomly, so a rerun gives slightly different numbers."""
 import json, sys, numpy as np
 from scipy.signal import resample_poly
 from piper import PiperVoice
