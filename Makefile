@@ -38,6 +38,7 @@ bench: build setup
 	$(RELEASE_BIN) bench engines
 	$(RELEASE_BIN) bench llm
 	$(RELEASE_BIN) bench render
+	$(RELEASE_BIN) bench generate
 
 clean:
 	rm -rf .build

@@ -122,7 +122,7 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
-            exclude: ["Fakes"]
+            exclude: ["Fakes", "Fixtures"]
         ),
     ]
 )

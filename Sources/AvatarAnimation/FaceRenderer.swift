@@ -6,6 +6,10 @@ public struct FacePose: Sendable, Equatable {
     public var jawOpen = 0.0
     /// -1 rounded (o, u) … 1 wide (i, e).
     public var lipWidth = 0.0
+    /// 0 … 1 lips pressed together (m, b, p), whatever the photo's own mouth: the inner lip contours meet.
+    public var lipClose = 0.0
+    /// 0 … 1 lower lip up against the upper teeth (f, v).
+    public var lipToTeeth = 0.0
     /// -1 sad … 1 happy.
     public var smile = 0.0
     /// 0 open … 1 closed.
@@ -46,6 +50,19 @@ public struct FaceRenderer: Sendable {
             d.y -= pose.smile * 0.14 * w * pow(min(abs(side), 1.2), 1.5) * rig.lipRegionWeight[i]
             d.x += pose.smile * 0.05 * w * side * rig.lipRegionWeight[i]
             points[i] = p + d
+        }
+        if pose.lipClose > 0 || pose.lipToTeeth > 0 {
+            // The photo's own lip gap is closed (m, b, p: each lip half-way) or the lower lip rises to the
+            // upper teeth (f, v); the lips' outer edges and the skin around follow part of the way.
+            let close = min(max(pose.lipClose, 0), 1), teeth = min(max(pose.lipToTeeth, 0), 1) * (1 - close)
+            for (i, weight) in rig.lipGapWeights {
+                let restGap = rig.lipGap(atX: rig.points[i].x)
+                let gap = restGap + (restGap > 0 ? pose.jawOpen * 0.27 * w : 0)
+                // A little past the middle: pressed lips overlap rather than leave a seam.
+                points[i].y += close * (0.5 * gap + 0.02 * w) * (weight.upper - weight.lower)
+                points[i].y -= teeth * (0.45 * restGap + 0.03 * w) * weight.lower
+                points[i].y -= teeth * 0.02 * w * weight.upper
+            }
         }
         for eye in rig.eyes {
             let travel = pose.blink * eye.gap
@@ -93,13 +110,44 @@ public struct FaceRenderer: Sendable {
     /// Renders one frame into memory the caller owns (`512 * 512 * 3` bytes).
     public func render(_ pose: FacePose, to out: UnsafeMutablePointer<UInt8>) {
         let target = deform(pose)
-        let source = rig.points
+        var source = rig.points
+        if pose.lipClose > 0 {
+            // Closed lips are drawn from the lips' own colour: the inner contour samples the photo 35 % of the
+            // way towards the outer lip edge, so a photo's teeth at the lip line do not show between closed lips.
+            let close = min(pose.lipClose, 1)
+            for (inner, outer) in zip(FaceIndex.upperInnerLip + FaceIndex.lowerInnerLip, FaceIndex.upperOuterLip + FaceIndex.lowerOuterLip)
+            where !FaceIndex.mouthCorners.contains(inner) {
+                source[inner] = Point2.mix(rig.points[inner], rig.points[outer], 0.35 * close)
+            }
+        }
         rig.image.pixels.withUnsafeBufferPointer { src in
             for triangle in rig.triangles {
                 warp(triangle, target, source, src.baseAddress!, out)
             }
         }
         paintMouth(target, out)
+        if pose.lipClose > 0 { paintLipLine(target, strength: min(pose.lipClose, 1), out) }
+    }
+
+    /// The thin shadow where closed lips meet, darkest in the middle, fading towards the corners.
+    private func paintLipLine(_ points: [Point2], strength: Double, _ out: UnsafeMutablePointer<UInt8>) {
+        let size = FaceRig.size
+        let upper = FaceIndex.upperInnerLip.map { points[$0] }, lower = FaceIndex.lowerInnerLip.map { points[$0] }
+        let left = upper.first!.x, right = upper.last!.x
+        guard right - left > 2 else { return }
+        for x in max(0, Int(left.rounded(.up)))...min(size - 1, Int(right)) {
+            let across = (Double(x) - left) / (right - left)
+            let y = (Self.curve(upper, at: Double(x)) + Self.curve(lower, at: Double(x))) / 2
+            let row = Int(y.rounded(.down)), fraction = y - Double(row)
+            let depth = 0.45 * strength * sin(.pi * across).squareRoot()
+            for (r, share) in [(row, 1 - fraction), (row + 1, fraction)] where r >= 0 && r < size {
+                let pixel = out + (r * size + x) * 3
+                let keep = 1 - depth * share
+                pixel[0] = UInt8(Double(pixel[0]) * keep)
+                pixel[1] = UInt8(Double(pixel[1]) * keep)
+                pixel[2] = UInt8(Double(pixel[2]) * keep)
+            }
+        }
     }
 
     /// Convenience: a new image for a pose.
@@ -129,7 +177,7 @@ public struct FaceRenderer: Sendable {
         guard minY <= maxY else { return }
         let edges = [(q0, q1), (q1, q2), (q2, q0)]
         let width = rig.image.width, height = rig.image.height
-        let maxSX = Double(width - 1) - 1e-6, maxSY = Double(height - 1) - 1e-6
+        let maxFX = (width - 1) * 65536 - 1, maxFY = (height - 1) * 65536 - 1
         for y in minY...maxY {
             let py = Double(y)
             // The triangle's span on this row: intersect the three edges with the scanline.
@@ -143,20 +191,23 @@ public struct FaceRenderer: Sendable {
             let x0 = max(0, Int(ceil(left))), x1 = min(size - 1, Int(ceil(right)) - 1)
             guard x0 <= x1 else { continue }
             let dy = py - q0.y
-            var sx = p0.x + ax * (Double(x0) - q0.x) + bx * dy
-            var sy = p0.y + ay * (Double(x0) - q0.x) + by * dy
+            // Source coordinates in 16.16 fixed point, stepped by the affine map's x derivative.
+            let sx = p0.x + ax * (Double(x0) - q0.x) + bx * dy
+            let sy = p0.y + ay * (Double(x0) - q0.x) + by * dy
+            var fxp = Int((sx * 65536).rounded()), fyp = Int((sy * 65536).rounded())
+            let stepX = Int((ax * 65536).rounded()), stepY = Int((ay * 65536).rounded())
             var pixel = out + (y * size + x0) * 3
             for _ in x0...x1 {
-                let cx = min(max(sx, 0), maxSX), cy = min(max(sy, 0), maxSY)
-                let ix = Int(cx), iy = Int(cy)
-                let fx = Int((cx - Double(ix)) * 256), fy = Int((cy - Double(iy)) * 256)
+                let cx = min(max(fxp, 0), maxFX), cy = min(max(fyp, 0), maxFY)
+                let ix = cx >> 16, iy = cy >> 16
+                let fx = (cx & 0xFFFF) >> 8, fy = (cy & 0xFFFF) >> 8
                 let row0 = image + (iy * width + ix) * 3, row1 = row0 + width * 3
                 let w00 = (256 - fx) * (256 - fy), w10 = fx * (256 - fy), w01 = (256 - fx) * fy, w11 = fx * fy
-                pixel[0] = UInt8((Int(row0[0]) * w00 + Int(row0[3]) * w10 + Int(row1[0]) * w01 + Int(row1[3]) * w11 + 32768) >> 16)
-                pixel[1] = UInt8((Int(row0[1]) * w00 + Int(row0[4]) * w10 + Int(row1[1]) * w01 + Int(row1[4]) * w11 + 32768) >> 16)
-                pixel[2] = UInt8((Int(row0[2]) * w00 + Int(row0[5]) * w10 + Int(row1[2]) * w01 + Int(row1[5]) * w11 + 32768) >> 16)
-                sx += ax
-                sy += ay
+                pixel[0] = UInt8(truncatingIfNeeded: (Int(row0[0]) * w00 + Int(row0[3]) * w10 + Int(row1[0]) * w01 + Int(row1[3]) * w11 + 32768) >> 16)
+                pixel[1] = UInt8(truncatingIfNeeded: (Int(row0[1]) * w00 + Int(row0[4]) * w10 + Int(row1[1]) * w01 + Int(row1[4]) * w11 + 32768) >> 16)
+                pixel[2] = UInt8(truncatingIfNeeded: (Int(row0[2]) * w00 + Int(row0[5]) * w10 + Int(row1[2]) * w01 + Int(row1[5]) * w11 + 32768) >> 16)
+                fxp &+= stepX
+                fyp &+= stepY
                 pixel += 3
             }
         }

@@ -23,6 +23,12 @@ public struct FaceRig: Sendable {
     let lipRegionWeight: [Double]
     let headWeight: [Double]
     let eyes: [EyeRig]
+    /// Vertices that move when the lips close or meet the teeth, with how much of the upper / lower lip's
+    /// travel each follows (inner lip contour 1, outer lip edge 0.6, skin around it less).
+    let lipGapWeights: [(Int, (upper: Double, lower: Double))]
+    /// The photo's inner lip contours (crop pixels), left to right.
+    let restUpperInner: [Point2]
+    let restLowerInner: [Point2]
 
     /// Prepares a rig. `landmarks` are `[x, y, z]` in pixels of `photo`.
     public init(photo: RGBImage, landmarks: [[Double]]) throws {
@@ -30,7 +36,9 @@ public struct FaceRig: Sendable {
         let raw = landmarks.map { Point2($0[0], $0[1]) }
         let faceTop = raw[FaceIndex.foreheadTop], chin = raw[FaceIndex.chin]
         let rawHeight = (chin - faceTop).length
-        guard rawHeight >= 80 else { throw AnimationError.faceTooSmall(Int(rawHeight)) }
+        // Cheek to cheek (the face oval's widest points): below 80 px the lips are a few pixels tall.
+        let faceWidth = (raw[234] - raw[454]).length
+        guard faceWidth >= 80 else { throw AnimationError.faceTooSmall(Int(faceWidth)) }
 
         // Align: eyes level, forehead-to-chin = 45 % of the frame, nose tip a little below the centre.
         let rightEye = Self.mean(FaceIndex.rightEyeUpper.map { raw[$0] })
@@ -115,6 +123,25 @@ public struct FaceRig: Sendable {
         for i in FaceIndex.mouthCorners { jaw[i] = 0.5; upper[i] = 0.5 }
         jawWeight = jaw
         upperLipWeight = upper
+        // Lip closure: the inner lips meet, their outer edges follow 0.6 of the way, nearby skin fades out.
+        let innerUpper = Set(FaceIndex.upperInnerLip), innerLower = Set(FaceIndex.lowerInnerLip)
+        let outerUpper = Set(FaceIndex.upperOuterLip), outerLower = Set(FaceIndex.lowerOuterLip)
+        var gapWeights: [(Int, (upper: Double, lower: Double))] = []
+        for i in 0..<landmarkCount where !FaceIndex.mouthCorners.contains(i) {
+            let p = points[i]
+            let near = exp(-pow((p - mouth).length / (0.55 * width), 2))
+            let u: Double, l: Double
+            if innerUpper.contains(i) { (u, l) = (1, 0) }
+            else if innerLower.contains(i) { (u, l) = (0, 1) }
+            else if outerUpper.contains(i) { (u, l) = (0.6, 0) }
+            else if outerLower.contains(i) { (u, l) = (0, 0.6) }
+            else if p.y < mouth.y { (u, l) = (0.35 * near, 0) }
+            else { (u, l) = (0, 0.35 * near) }
+            if u > 0.01 || l > 0.01 { gapWeights.append((i, (u, l))) }
+        }
+        lipGapWeights = gapWeights
+        restUpperInner = FaceIndex.upperInnerLip.map { points[$0] }
+        restLowerInner = FaceIndex.lowerInnerLip.map { points[$0] }
         lipRegionWeight = lips
         headWeight = head
         eyes = [
@@ -130,6 +157,12 @@ public struct FaceRig: Sendable {
             let centroid = (points[t.a] + points[t.b] + points[t.c]) * (1.0 / 3)
             return !Self.contains(innerPolygon, centroid)
         }
+    }
+
+    /// The photo's gap between the inner lips at column `x` (0 outside the mouth).
+    func lipGap(atX x: Double) -> Double {
+        guard x > restUpperInner.first!.x, x < restUpperInner.last!.x else { return 0 }
+        return max(FaceRenderer.curve(restLowerInner, at: x) - FaceRenderer.curve(restUpperInner, at: x), 0)
     }
 
     static func mean(_ points: [Point2]) -> Point2 {

@@ -1,3 +1,4 @@
+import AvatarCore
 import Foundation
 
 /// One frame of the real-time stream.
@@ -28,6 +29,8 @@ public actor TalkingHead {
     /// Speech not yet fully shown, and the clock frame its first sample belongs to.
     var speech: [Float] = []
     var speechStart: Int?
+    /// Visemes of the current utterance from the synthesizer's phoneme timings (utterance clock), if it sent any.
+    var visemes = VisemeTimeline()
     var utteranceFinished = false
     var smile = 0.0
     var brows = 0.0
@@ -44,10 +47,19 @@ public actor TalkingHead {
     }
 
     /// Adds speech (16 kHz mono). The first push of an utterance starts it at the next frame.
-    public func push(_ samples: [Float]) {
+    ///
+    /// - Parameter timings: the synthesizer's phoneme timings for these samples, in seconds from the chunk's
+    ///   first sample. With them the lips follow the phonemes (visemes, closures for m/b/p, co-articulation)
+    ///   and the jaw still follows the loudness a little; without them the audio alone drives the mouth.
+    public func push(_ samples: [Float], timings: SpeechTimings? = nil) {
         if speechStart == nil {
             speechStart = clock
             utteranceFinished = false
+            estimator.resetMotion()
+            visemes = VisemeTimeline()
+        }
+        if let timings, !timings.phonemes.isEmpty {
+            visemes.append(timings.shifted(by: Double(speech.count) / 16000))
         }
         speech += samples
     }
@@ -63,6 +75,7 @@ public actor TalkingHead {
         speechStart = nil
         utteranceFinished = false
         estimator.resetMotion()
+        visemes = VisemeTimeline()
     }
 
     /// While the person speaks: the head tilts a little, the brows lift, the eyes stay on the camera.
@@ -91,6 +104,8 @@ public actor TalkingHead {
             if frameSamples < speech.count {
                 speaking = true
                 mouth = speech.withUnsafeBufferPointer { estimator.next($0, frame: local) }
+                let t = Double(local) / fps
+                if visemes.covers(t) { mouth = MouthTrack.combine(visemes.shape(at: t), heard: mouth) }
             } else if utteranceFinished {
                 clear()
             }

@@ -1,3 +1,4 @@
+import AvatarCore
 import Foundation
 
 /// Renders a photo + audio into an MP4 (H.264 + AAC, 512×512, 25 fps) through an ffmpeg pipe.
@@ -10,10 +11,11 @@ public struct VideoExporter: Sendable {
         self.fps = fps
     }
 
-    /// Writes `output`; `progress` gets (frames done, frames total).
-    public func export(audioPath: String, audio: AudioSamples, emotion: String, intensity: Double, output: String,
+    /// Writes `output`; `progress` gets (frames done, frames total). With `timings` (the synthesizer's phoneme
+    /// times for this audio) the lips follow the phonemes; without, the audio alone.
+    public func export(audioPath: String, audio: AudioSamples, timings: SpeechTimings? = nil, emotion: String, intensity: Double, output: String,
                        progress: (Int, Int) -> Void = { _, _ in }) throws {
-        let mouth = MouthTrack(audio: audio, fps: fps)
+        let mouth = MouthTrack(timings: timings, audio: audio, fps: fps)
         let expression = ExpressionTrack(duration: audio.duration, emotion: emotion, intensity: intensity)
         let frames = mouth.shapes.count
         let errorPath = NSTemporaryDirectory() + "avatar-ffmpeg-\(UUID().uuidString).log"
@@ -37,39 +39,68 @@ public struct VideoExporter: Sendable {
         process.standardError = FileHandle(forWritingAtPath: errorPath)
         do { try process.run() } catch { throw AnimationError.encoderFailed("ffmpeg not found; run `avatar setup`") }
 
-        // Frames are rendered a batch at a time on every core (each into its own slice of one buffer),
-        // then written in order; ffmpeg encodes the previous batch meanwhile.
+        // Pipelined: while one batch is written to ffmpeg (which encodes it on its own threads), the next is
+        // rendered on every core into the other half of a double buffer.
         let frameBytes = FaceRig.size * FaceRig.size * 3
         let batch = max(2, ProcessInfo.processInfo.activeProcessorCount * 4)
-        let buffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: frameBytes * batch)
-        defer { buffer.deallocate() }
-        let base = UnsafeSendablePointer(buffer.baseAddress!)
-        var writeFailed = false
-        var next = 0
-        while next < frames, !writeFailed {
+        let buffers = (0..<2).map { _ in UnsafeMutableBufferPointer<UInt8>.allocate(capacity: frameBytes * batch) }
+        defer { buffers.forEach { $0.deallocate() } }
+        let writer = FrameWriter(handle: input.fileHandleForWriting)
+        var next = 0, slot = 0
+        while next < frames, !writer.failed {
             let count = min(batch, frames - next)
             let first = next
-            let poses = (0..<count).map { i in
-                let k = first + i
-                return expression.pose(at: Double(k) / fps, mouth: mouth.shapes[k])
-            }
+            let poses = (0..<count).map { i in expression.pose(at: Double(first + i) / fps, mouth: mouth.shapes[first + i]) }
+            let base = UnsafeSendablePointer(buffers[slot].baseAddress!)
             DispatchQueue.concurrentPerform(iterations: count) { i in
                 renderer.render(poses[i], to: base.pointer + i * frameBytes)
             }
-            do {
-                try input.fileHandleForWriting.write(contentsOf: Data(bytesNoCopy: buffer.baseAddress!, count: count * frameBytes, deallocator: .none))
-            } catch {
-                writeFailed = true
-            }
+            writer.write(base, bytes: count * frameBytes)
             next += count
+            slot = 1 - slot
             progress(next, frames)
         }
+        writer.finish()
+        let writeFailed = writer.failed
         try? input.fileHandleForWriting.close()
         process.waitUntilExit()
         guard process.terminationStatus == 0, !writeFailed else {
             let log = FileManager.default.contents(atPath: errorPath).map { String(decoding: $0.suffix(400), as: UTF8.self) } ?? ""
             throw AnimationError.encoderFailed("ffmpeg exited with \(process.terminationStatus): \(log)")
         }
+    }
+}
+
+/// Writes rendered batches to ffmpeg on its own thread, one batch in flight: `write` waits only until the
+/// previous batch is written, so rendering the next batch overlaps the pipe write and ffmpeg's encoding.
+final class FrameWriter: @unchecked Sendable {
+    private let handle: FileHandle
+    private let idle = DispatchSemaphore(value: 1)
+    private let lock = NSLock()
+    private var error = false
+
+    init(handle: FileHandle) { self.handle = handle }
+
+    var failed: Bool { lock.withLock { error } }
+
+    /// Starts writing `bytes` at `pointer`; the memory must stay untouched until the next `write` or `finish` returns.
+    func write(_ pointer: UnsafeSendablePointer, bytes: Int) {
+        idle.wait()
+        let thread = Thread { [self] in
+            do {
+                try handle.write(contentsOf: Data(bytesNoCopy: pointer.pointer, count: bytes, deallocator: .none))
+            } catch {
+                lock.withLock { self.error = true }
+            }
+            idle.signal()
+        }
+        thread.start()
+    }
+
+    /// Waits for the last write.
+    func finish() {
+        idle.wait()
+        idle.signal()
     }
 }
 

@@ -45,7 +45,7 @@ struct BenchRender: AsyncParsableCommand {
         let start = ContinuousClock.now
         for k in 0..<frames {
             let t = Double(k) / 25
-            renderer.render(expression.pose(at: t, mouth: MouthShape(open: 0.5 + 0.5 * sin(t * 9), width: sin(t * 3), stress: 0)), into: &frame)
+            renderer.render(expression.pose(at: t, mouth: MouthShape(open: 0.5 + 0.5 * sin(t * 9), width: sin(t * 3), stress: 0, close: max(0, -sin(t * 9) - 0.7) / 0.3)), into: &frame)
         }
         let perFrame = (ContinuousClock.now - start).seconds / Double(frames)
         let encoder = try JPEGEncoder(quality: 80)
@@ -53,7 +53,7 @@ struct BenchRender: AsyncParsableCommand {
         let jpegStart = ContinuousClock.now
         for k in 0..<frames {
             let t = Double(k) / 25
-            renderer.render(expression.pose(at: t, mouth: MouthShape(open: 0.5 + 0.5 * sin(t * 9), width: sin(t * 3), stress: 0)), into: &frame)
+            renderer.render(expression.pose(at: t, mouth: MouthShape(open: 0.5 + 0.5 * sin(t * 9), width: sin(t * 3), stress: 0, close: max(0, -sin(t * 9) - 0.7) / 0.3)), into: &frame)
             bytes += try frame.withUnsafeBufferPointer { try encoder.encode($0.baseAddress!, width: FaceRig.size, height: FaceRig.size) }.count
         }
         let perJPEGFrame = (ContinuousClock.now - jpegStart).seconds / Double(frames)
@@ -61,22 +61,85 @@ struct BenchRender: AsyncParsableCommand {
         print(String(format: "deform + render 512², one core: %.2f ms/frame = %.0f frames/s", perFrame * 1000, 1 / perFrame))
         print(String(format: "deform + render + JPEG (q80), one core: %.2f ms/frame = %.0f frames/s, %d KiB/frame", perJPEGFrame * 1000, 1 / perJPEGFrame, bytes / frames / 1024))
 
-        let speech: String
-        if let audio {
-            speech = audio
-        } else {
-            speech = NSTemporaryDirectory() + "avatar-bench-speech.wav"
-            let clips = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/share/pocketsphinx/test/data/librivox"))?.filter { $0.hasSuffix(".wav") }.sorted() ?? []
-            guard !clips.isEmpty else { fail("no --audio and no pocketsphinx-testdata clips", code: 2) }
-            let inputs = clips.flatMap { ["-i", "/usr/share/pocketsphinx/test/data/librivox/" + $0] }
-            let joined = Shell.capture(["ffmpeg", "-v", "error", "-y"] + inputs + ["-filter_complex", "concat=n=\(clips.count):v=0:a=1", speech])
-            guard joined.succeeded else { fail("cannot join the test clips: \(joined.output)") }
-        }
+        let speech = audio ?? BenchGenerate.joinedLibriVox()
         let sound = try AudioSamples.load(speech)
         let output = NSTemporaryDirectory() + "avatar-bench.mp4"
         let exportStart = ContinuousClock.now
         try VideoExporter(renderer: renderer).export(audioPath: speech, audio: sound, emotion: "neutral", intensity: 0, output: output)
         let exportTime = (ContinuousClock.now - exportStart).seconds
         print(String(format: "export %.1f s of speech to MP4: %.1f s, real-time factor %.2f (render + H.264 + AAC, 2 cores)", sound.duration, exportTime, exportTime / sound.duration))
+    }
+}
+
+/// `avatar bench generate`: the whole export (lip sync, render on every core, H.264 + AAC through ffmpeg) as a
+/// real-time factor, repeated, with the machine's load beside it.
+struct BenchGenerate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "generate", abstract: "Real-time factor of the whole MP4 export (goal ≤ 0.1 on 2 cores).")
+
+    @Option(help: "Photo (default: scikit-image's astronaut.png from the engine venv).")
+    var photo: String?
+
+    @Option(help: "Speech (default: the LibriVox clips of pocketsphinx-testdata, joined: 24.7 s).")
+    var audio: String?
+
+    @Option(help: "Phoneme timings of the speech (SpeechTimings JSON), to time the timings path.")
+    var timings: String?
+
+    @Option(help: "How many exports to time.")
+    var runs = 3
+
+    func run() async throws {
+        var settings = try await loadSettings()
+        settings.llmEmbedded = false
+        settings.redis = .off
+        settings.logLevel = "warning"
+        let logger = bootstrapLogging(settings)
+        guard let photoPath = photo ?? BenchEngines.findInVenv(settings, "skimage/data/astronaut.png") else {
+            fail("no --photo and no scikit-image astronaut.png in the engine venv", code: 2)
+        }
+        let engines = startEngines(settings, logger)
+        defer { engines.stop() }
+        let data = try Data(contentsOf: URL(fileURLWithPath: photoPath))
+        let face: FaceLandmarks
+        do { face = try await landmarksWhenReady(engines.host, image: data, timeout: settings.engineStartTimeout) } catch let error as any AvatarError { fail(error.userMessage) }
+        let renderer = FaceRenderer(rig: try FaceRig(photo: try RGBImage.load(photoPath), landmarks: face.landmarks))
+        let speech = audio ?? Self.joinedLibriVox()
+        let speechTimings = try timings.map { try JSONDecoder().decode(SpeechTimings.self, from: Data(contentsOf: URL(fileURLWithPath: $0))) }
+        let output = NSTemporaryDirectory() + "avatar-bench-generate.mp4"
+        print("export = decode audio + lip sync + render (\(ProcessInfo.processInfo.activeProcessorCount) cores, pipelined) + libx264 ultrafast CRF 18 + AAC 96 kb/s")
+        let sample = try AudioSamples.load(speech)
+        let lipStart = ContinuousClock.now
+        _ = MouthTrack(timings: speechTimings, audio: sample)
+        print(String(format: "lip sync alone (%@): %.0f ms for %.1f s of speech", speechTimings == nil ? "audio: MFCC + loudness" : "timings + loudness", (ContinuousClock.now - lipStart).seconds * 1000, sample.duration))
+        var factors: [Double] = []
+        for run in 1...max(runs, 1) {
+            let load = Self.loadAverage()
+            let start = ContinuousClock.now
+            let sound = try AudioSamples.load(speech)
+            try VideoExporter(renderer: renderer).export(audioPath: speech, audio: sound, timings: speechTimings, emotion: "neutral", intensity: 0, output: output)
+            let seconds = (ContinuousClock.now - start).seconds
+            factors.append(seconds / sound.duration)
+            print(String(format: "run %d: %.1f s of speech in %.2f s: real-time factor %.3f (load average before: %@)", run, sound.duration, seconds, seconds / sound.duration, load))
+        }
+        let sorted = factors.sorted()
+        print(String(format: "real-time factor: best %.3f, median %.3f (goal ≤ 0.1); load average now: %@", sorted[0], sorted[sorted.count / 2], Self.loadAverage()))
+    }
+
+    /// The 1-, 5- and 15-minute load averages as `uptime` shows them.
+    static func loadAverage() -> String {
+        guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return "unknown" }
+        return text.split(separator: " ").prefix(3).joined(separator: " ")
+    }
+
+    /// The LibriVox clips of pocketsphinx-testdata joined into one WAV (24.7 s of speech).
+    static func joinedLibriVox() -> String {
+        let speech = NSTemporaryDirectory() + "avatar-bench-speech.wav"
+        let directory = "/usr/share/pocketsphinx/test/data/librivox"
+        let clips = (try? FileManager.default.contentsOfDirectory(atPath: directory))?.filter { $0.hasSuffix(".wav") }.sorted() ?? []
+        guard !clips.isEmpty else { fail("no --audio and no pocketsphinx-testdata clips", code: 2) }
+        let inputs = clips.flatMap { ["-i", directory + "/" + $0] }
+        let joined = Shell.capture(["ffmpeg", "-v", "error", "-y"] + inputs + ["-filter_complex", "concat=n=\(clips.count):v=0:a=1", speech])
+        guard joined.succeeded else { fail("cannot join the test clips: \(joined.output)") }
+        return speech
     }
 }

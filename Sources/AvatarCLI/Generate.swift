@@ -15,6 +15,9 @@ struct Generate: AsyncParsableCommand {
     @Option(help: "Speech audio (WAV, MP3, OGG, FLAC; any rate, mono or stereo).")
     var audio: String
 
+    @Option(help: "Phoneme timings of the audio (SpeechTimings JSON from the synthesizer); the lips then follow the phonemes instead of guessing from the audio.")
+    var timings: String?
+
     @Option(help: "neutral, happy, sad, surprised, angry or thinking.")
     var emotion = "neutral"
 
@@ -31,7 +34,7 @@ struct Generate: AsyncParsableCommand {
     var engine = "builtin"
 
     /// Bumped when the renderer's output changes, so old cached results are not served.
-    static let renderVersion = 3
+    static let renderVersion = 4
 
     func validate() throws {
         guard ExpressionTrack.emotions.contains(emotion) else {
@@ -39,7 +42,7 @@ struct Generate: AsyncParsableCommand {
         }
         guard (0...1).contains(intensity) else { throw ValidationError("--intensity must be from 0 to 1") }
         guard ["builtin", "sadtalker"].contains(engine) else { throw ValidationError("--engine must be builtin or sadtalker") }
-        for path in [photo, audio] where !FileManager.default.isReadableFile(atPath: path) {
+        for path in [photo, audio] + (timings.map { [$0] } ?? []) where !FileManager.default.isReadableFile(atPath: path) {
             throw ValidationError("cannot read \(path)")
         }
     }
@@ -50,7 +53,9 @@ struct Generate: AsyncParsableCommand {
         // Same photo, audio and options → the stored result, copied (results live in the data dir).
         let photoData = try Data(contentsOf: URL(fileURLWithPath: photo))
         let audioData = try Data(contentsOf: URL(fileURLWithPath: audio))
-        let key = [ContentHash.of(photoData), ContentHash.of(audioData), ContentHash.of("\(engine)|\(emotion)|\(intensity)|\(Self.renderVersion)")].joined(separator: "-")
+        let timingsData = try timings.map { try Data(contentsOf: URL(fileURLWithPath: $0)) }
+        let key = [ContentHash.of(photoData), ContentHash.of(audioData),
+                   ContentHash.of("\(engine)|\(emotion)|\(intensity)|\(Self.renderVersion)|\(timingsData.map(ContentHash.of) ?? "")")].joined(separator: "-")
         let cached = settings.dataDir + "/exports/\(key).mp4"
         if !noCache, FileManager.default.fileExists(atPath: cached) {
             try? FileManager.default.removeItem(atPath: output)
@@ -69,11 +74,19 @@ struct Generate: AsyncParsableCommand {
 
         let image: RGBImage
         let sound: AudioSamples
+        var speechTimings: SpeechTimings?
         do {
             image = try RGBImage.load(photo)
             sound = try AudioSamples.load(audio)
         } catch let error as any AvatarError {
             fail(error.userMessage, code: 2)
+        }
+        if let timingsData, let timings {
+            do {
+                speechTimings = try JSONDecoder().decode(SpeechTimings.self, from: timingsData)
+            } catch {
+                fail("\(timings) is not SpeechTimings JSON ({\"source\", \"phonemes\": [{\"ipa\", \"symbol\", \"start\", \"end\"}], \"words\"}): \(error)", code: 2)
+            }
         }
 
         let runtime = makeRuntime(settings, logger)
@@ -94,7 +107,7 @@ struct Generate: AsyncParsableCommand {
         do {
             let rig = try FaceRig(photo: image, landmarks: face.landmarks)
             let exporter = VideoExporter(renderer: FaceRenderer(rig: rig))
-            try exporter.export(audioPath: audio, audio: sound, emotion: emotion, intensity: intensity, output: output) { done, total in
+            try exporter.export(audioPath: audio, audio: sound, timings: speechTimings, emotion: emotion, intensity: intensity, output: output) { done, total in
                 ProgressBar.show(done, total)
             }
         } catch let error as any AvatarError {

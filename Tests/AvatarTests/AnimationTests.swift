@@ -157,7 +157,9 @@ struct AnimationTests {
             let y = 100.0 + 2.0 * Double(i / 20)
             return [x, y, 0.0]
         }
-        #expect(throws: AnimationError.self) { try FaceRig(photo: RGBImage(width: 300, height: 300), landmarks: tiny) }
+        #expect { try FaceRig(photo: RGBImage(width: 300, height: 300), landmarks: tiny) } throws: { error in
+            (error as? AnimationError)?.userMessage.contains("face is 22 px wide; need ≥ 80") == true
+        }
         let directory = temporaryDirectory()
         let junk = directory + "/junk.png"
         try Data("not an image at all".utf8).write(to: URL(fileURLWithPath: junk))
