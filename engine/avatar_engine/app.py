@@ -230,7 +230,7 @@ async def _read_form(request: Request, fields: tuple[str, ...]) -> tuple[bytes, 
     return data, values
 
 
-def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2, asr_short_window: bool = True,
+def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2, asr_short_window: bool = False,
                max_upload: int = DEFAULT_MAX_UPLOAD, load_in_background: bool = True) -> FastAPI:
     models_dir = Path(models_dir).expanduser().resolve()
     engines = Engines(models_dir=models_dir)

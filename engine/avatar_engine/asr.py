@@ -110,7 +110,7 @@ def decode_audio(data: bytes, *, ffmpeg: str = "ffmpeg") -> np.ndarray:
 
 class ASREngine:
     def __init__(self, model_dir: Path, *, cpu_threads: int, beam_size: int = 2,
-                 short_window: bool = True) -> None:
+                 short_window: bool = False) -> None:
         self.short_window = short_window
         self.model_dir = Path(model_dir)
         self.cpu_threads = cpu_threads
