@@ -23,8 +23,11 @@ struct BenchASR: AsyncParsableCommand {
     @Option(help: "Silence that ends an utterance, seconds.")
     var silence = 0.5
 
-    @Option(help: "A recording of background noise (any format ffmpeg reads): adds the WER-in-noise figures.")
-    var noise: String?
+    @Option(help: "A recording of background noise (any format ffmpeg reads) for the WER-in-noise figures; \"none\" skips them.")
+    var noise = "/usr/share/games/colobot/sounds/sound044.wav"
+
+    @Option(help: "Starting points in the noise recording to average the WER-in-noise over.")
+    var noiseOffsets = 5
 
     @Flag(help: "Print every partial and final with its timing.")
     var verbose = false
@@ -74,7 +77,7 @@ struct BenchASR: AsyncParsableCommand {
         let lat = Stats(latencies)
         print(String(format: "end of speech → final (%.1f s utterances, %.1f s silence, language set, real-time feed): p50 %.0f ms  p95 %.0f ms  (n=%d, %.1f partials per utterance)", utterance, silence, lat.p50, lat.p95, latencies.count, Double(partials) / Double(max(latencies.count, 1))))
 
-        if let noise { try await noiseFigures(host, clips: clips, audio: audio, noisePath: noise) }
+        if noise != "none" { try await noiseFigures(host, clips: clips, audio: audio, noisePath: noise) }
     }
 
     private func loadClips() throws -> [(path: String, text: String)] {
@@ -115,23 +118,42 @@ struct BenchASR: AsyncParsableCommand {
         return ((at - due).seconds, all.filter { $0.0.kind == .partial }.count)
     }
 
+    /// WER of the clips in a noisy session (noise alone in the pauses, the clips with noise under them),
+    /// noise reduction off and on, for `noiseOffsets` starting points in the noise recording: streamed
+    /// through the recognizer (the product path; the profile is the session's pauses), and as whole-clip
+    /// requests (the profile is the clip's own pauses).
     private func noiseFigures(_ host: EngineHostClient, clips: [(path: String, text: String)], audio: [AudioSamples], noisePath: String) async throws {
-        let noise = try AudioSamples.load(noisePath).samples
-        func rms<C: Collection<Float>>(_ x: C) -> Double { (x.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(max(x.count, 1))).squareRoot() }
-        var off: [String] = [], on: [String] = []
-        for samples in audio {
-            let speech = samples.samples
-            // Loop the noise under the clip, scaled so that speech RMS / noise RMS = snr dB.
-            let bed = (0..<speech.count).map { noise[$0 % noise.count] }
-            let gain = rms(speech) / max(rms(bed), 1e-9) / pow(10, snr / 20)
-            let mixed = zip(speech, bed).map { $0 + Float(gain) * $1 }
-            let wav = PCM.wav(mixed[...])
-            off.append(try await host.transcribe(audio: wav, language: "en").text)
-            on.append(try await host.transcribe(audio: wav, language: "en", denoise: true).text)
+        guard FileManager.default.fileExists(atPath: noisePath) else {
+            fail("no noise recording at \(noisePath): install colobot-common-sounds (`avatar setup --with-test-tools`), pass --noise FILE, or --noise none", code: 2)
         }
-        let reference = clips.map(\.text).joined(separator: " ")
-        let werOff = WordErrorRate.of(reference: reference, hypothesis: off.joined(separator: " "))
-        let werOn = WordErrorRate.of(reference: reference, hypothesis: on.joined(separator: " "))
-        print(String(format: "WER with %@ at %.0f dB SNR: noise reduction off %.1f %%, on %.1f %%", (noisePath as NSString).lastPathComponent, snr, werOff * 100, werOn * 100))
+        let noise = try AudioSamples.load(noisePath).samples
+        let reference = Array(repeating: clips.map(\.text).joined(separator: " "), count: noiseOffsets).joined(separator: " ")
+        var streamed: [Bool: [String]] = [false: [], true: []], whole: [Bool: [String]] = [false: [], true: []]
+        var profiles: [String: Int] = [:]
+        for index in 0..<noiseOffsets {
+            let session = NoisySession(clips: audio.map(\.samples), noise: noise, snr: snr, offset: index * noise.count / noiseOffsets)
+            for denoise in [false, true] {
+                var options = RecognizerOptions()
+                options.language = "en"
+                options.partialInterval = 0
+                options.denoise = denoise
+                let events = try await StreamingSpeechRecognizer(host: host, cache: nil, options: options).transcribe(samples: session.samples, chunkSeconds: NoisySession.chunkSeconds)
+                let finals = events.filter { $0.kind == .final }
+                streamed[denoise]!.append(finals.map(\.text).joined(separator: " "))
+                for final in finals { if let profile = final.noiseReduction?.profile { profiles["stream: " + profile, default: 0] += 1 } }
+                for range in session.clipRanges {
+                    let margin = Int(0.3 * Double(PCM.sampleRate))
+                    let clip = session.samples[max(0, range.lowerBound - margin)..<min(session.samples.count, range.upperBound + margin)]
+                    let result = try await host.transcribe(audio: PCM.wav(clip), language: "en", denoise: denoise)
+                    whole[denoise]!.append(result.text)
+                    if let profile = result.noiseReduction?.profile { profiles["clip: " + profile, default: 0] += 1 }
+                }
+            }
+        }
+        func wer(_ texts: [String]) -> Double { WordErrorRate.of(reference: reference, hypothesis: texts.joined(separator: " ")) * 100 }
+        print(String(format: "WER with %@ at %.0f dB SNR, %d clips × %d noise offsets (%d words):", (noisePath as NSString).lastPathComponent, snr, clips.count, noiseOffsets, reference.split(separator: " ").count))
+        print(String(format: "  streamed (profile = the session's pauses): noise reduction off %.1f %%, on %.1f %%", wer(streamed[false]!), wer(streamed[true]!)))
+        print(String(format: "  whole clip (profile = the clip's pauses):  noise reduction off %.1f %%, on %.1f %%", wer(whole[false]!), wer(whole[true]!)))
+        print("  noise profiles used: " + profiles.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
     }
 }

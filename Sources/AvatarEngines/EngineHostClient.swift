@@ -27,6 +27,16 @@ public struct Transcription: Codable, Sendable, Equatable {
         public var end: Double
     }
     public var words: [Word]?
+    /// What the noise reduction did (only when asked for with `denoise`).
+    public struct NoiseReduction: Codable, Sendable, Equatable {
+        public var method: String
+        /// Where the noise profile came from: "given" (the `noise` audio sent along), "clip-pauses"
+        /// (the clip's own non-speech frames), "clip-quietest" (its quietest fifth) or "none".
+        public var profile: String
+        public var profileSeconds: Double
+        public var applied: Bool
+    }
+    public var noiseReduction: NoiseReduction?
 }
 
 /// Speech with its timings and the prosody applied: `/v1/audio/speech` with `response_format: verbose_json`.
@@ -138,9 +148,10 @@ public struct EngineHostClient: Sendable {
     }
 
     /// Transcribes audio in any container ffmpeg reads. `language` nil lets the model detect it, among
-    /// `languageCandidates` when given; `denoise` runs spectral-gating noise reduction first.
+    /// `languageCandidates` when given; `denoise` runs spectral-gating noise reduction first, with the
+    /// noise profile learned from `noise` (background-only audio, ≥ 0.25 s) or else from the clip's pauses.
     public func transcribe(audio: Data, filename: String = "audio.wav", language: String? = nil,
-                           languageCandidates: [String] = [], denoise: Bool = false,
+                           languageCandidates: [String] = [], denoise: Bool = false, noise: Data? = nil,
                            wordTimestamps: Bool = false) async throws -> Transcription {
         var form = MultipartForm()
         if wordTimestamps { form.addField("timestamp_granularities[]", "word") }
@@ -149,6 +160,7 @@ public struct EngineHostClient: Sendable {
         if let language { form.addField("language", language) }
         if !languageCandidates.isEmpty { form.addField("language_candidates", languageCandidates.joined(separator: ",")) }
         if denoise { form.addField("denoise", "true") }
+        if denoise, let noise { form.addFile("noise", filename: "noise.wav", contentType: "audio/wav", data: noise) }
         form.addFile("file", filename: filename, contentType: "application/octet-stream", data: audio)
         let response = try await http.send(.POST, "/v1/audio/transcriptions", body: form.finished(), contentType: form.contentType)
         return try http.decode(Transcription.self, from: response.body)

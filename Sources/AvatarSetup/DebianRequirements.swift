@@ -29,6 +29,7 @@ public enum DebianRequirements {
 
     public static let testOnly: [DebianRequirement] = [
         .init(package: "pocketsphinx-testdata", purpose: "real English recordings for ASR tests", program: nil, versionArguments: []),
+        .init(package: "colobot-common-sounds", purpose: "a real noise recording (machine sound) for the noise-reduction test and bench", program: nil, versionArguments: []),
     ]
 
     /// The packages of `names` that `dpkg` does not report as installed.

@@ -1,3 +1,4 @@
+import AvatarEngines
 import Foundation
 
 /// One transcript the recognizer emits.
@@ -20,6 +21,8 @@ public struct TranscriptEvent: Sendable, Equatable {
     public var speechEnd: Double
     /// The final came from the result cache (same audio, same language and options).
     public var cached: Bool
+    /// With `RecognizerOptions.denoise`: the noise profile used ("given" = the session's own pauses).
+    public var noiseReduction: Transcription.NoiseReduction? = nil
 }
 
 /// Streaming speech recognition: push 16 kHz mono PCM, read partial and final transcripts.

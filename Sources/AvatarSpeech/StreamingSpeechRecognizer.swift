@@ -30,8 +30,10 @@ public struct RecognizerOptions: Sendable, Equatable {
     /// Longest utterance, seconds: speech that goes on longer is cut into finals of this length
     /// (Whisper reads 30 s windows; this also bounds the memory a session holds).
     public var maxUtterance: Double = 25
-    /// Spectral-gating noise reduction in the engine host before recognition.
+    /// Noise reduction in the engine host before recognition: stationary spectral gating whose noise
+    /// profile is the background the VAD heard between utterances (the last `noiseProfileSeconds` of it).
     public var denoise = false
+    public var noiseProfileSeconds: Double = 2.0
 
     public init() {}
 
@@ -42,6 +44,7 @@ public struct RecognizerOptions: Sendable, Equatable {
         guard (0.05...0.95).contains(speechThreshold) else { throw SpeechError.invalidOption("speechThreshold must be 0.05…0.95") }
         guard maxUtterance >= 1, maxUtterance <= 30 else { throw SpeechError.invalidOption("maxUtterance must be 1…30 s") }
         guard (0...1).contains(languageLockProbability) else { throw SpeechError.invalidOption("languageLockProbability must be 0…1") }
+        guard (0.25...3).contains(noiseProfileSeconds) else { throw SpeechError.invalidOption("noiseProfileSeconds must be 0.25…3 s") }
         return self
     }
 }
@@ -73,6 +76,11 @@ public actor StreamingSpeechRecognizer: SpeechRecognizer {
     /// speech end it covers, of its audio end, the transcription). Used if the silence lasts; dropped
     /// if the person speaks again.
     private var speculation: (start: Int, speechEnd: Int, end: Int, task: Task<(transcription: Transcription, fromCache: Bool), any Error>)?
+    /// The most recent background-only audio (VAD frames well below the speech threshold): the noise
+    /// profile sent with each transcription when `denoise` is on.
+    private var background: [Float] = []
+    /// Silero probability under which a frame is background (stricter than `speechThreshold`).
+    private static let backgroundThreshold = 0.3
 
     public init(host: EngineHostClient, cache: CacheManager?, options: RecognizerOptions = RecognizerOptions()) throws {
         self.options = try options.validated()
@@ -133,6 +141,7 @@ public actor StreamingSpeechRecognizer: SpeechRecognizer {
         let activity = try await host.voiceActivity(audio: PCM.wav(pending[start..<end]))
         let frame = Int((activity.frameSeconds * Self.rate).rounded())
         let speech = activity.probabilities.indices.filter { activity.probabilities[$0] >= options.speechThreshold }
+        if options.denoise { collectBackground(activity.probabilities, frame: frame, windowStart: start, newFrom: previous) }
         if let last = speech.last {
             if !speechStarted, Double(speech.count) * activity.frameSeconds >= options.minimumSpeech {
                 speechStarted = true
@@ -177,6 +186,17 @@ public actor StreamingSpeechRecognizer: SpeechRecognizer {
 
     private var utteranceStart: Int { max(0, firstSpeech - Int(options.preRoll * Self.rate)) }
 
+    /// Appends the frames first seen in this VAD window (from `newFrom` on) that hold no speech.
+    private func collectBackground(_ probabilities: [Double], frame: Int, windowStart: Int, newFrom: Int) {
+        for (index, probability) in probabilities.enumerated() where probability < Self.backgroundThreshold {
+            let from = windowStart + index * frame
+            guard from >= newFrom, from + frame <= pending.count else { continue }
+            background.append(contentsOf: pending[from..<(from + frame)])
+        }
+        let keep = Int(options.noiseProfileSeconds * Self.rate)
+        if background.count > keep { background.removeFirst(background.count - keep) }
+    }
+
     private func finalize(endingAt end: Int) async throws {
         let result: (transcription: Transcription, fromCache: Bool)
         if let speculation, speculation.start == pendingStart + utteranceStart, speculation.end == pendingStart + end {
@@ -208,20 +228,24 @@ public actor StreamingSpeechRecognizer: SpeechRecognizer {
         let event = TranscriptEvent(
             kind: kind, text: transcription.text, language: transcription.language, languageLocked: locked,
             speechStart: Double(pendingStart + firstSpeech) / Self.rate, speechEnd: Double(pendingStart + end) / Self.rate,
-            cached: cached)
+            cached: cached, noiseReduction: transcription.noiseReduction)
         continuation.yield(event)
     }
 
     /// Whisper on `audio` in the session's language (or detecting it); locks a confident detection.
     private func recognize(_ audio: ArraySlice<Float>, cached useCache: Bool) async throws -> (transcription: Transcription, fromCache: Bool) {
         let wav = PCM.wav(audio)
-        let key = [ContentHash.of(wav), language ?? "auto:" + options.languageCandidates.joined(separator: ","), options.denoise ? "denoise" : "raw"].joined(separator: "|")
+        // The session's background as the noise profile, once there is enough of it (else the engine
+        // learns it from the clip's own pauses).
+        let noise = options.denoise && background.count >= Int(0.25 * Self.rate) ? PCM.wav(background[...]) : nil
+        let key = [ContentHash.of(wav), language ?? "auto:" + options.languageCandidates.joined(separator: ","),
+                   options.denoise ? "denoise:" + (noise.map { ContentHash.of($0) } ?? "clip") : "raw"].joined(separator: "|")
         if useCache, let cache, let bytes = await cache.get("asr", ContentHash.of(key)),
            let hit = try? JSONDecoder().decode(Transcription.self, from: Data(bytes)) {
             lockIfConfident(hit, seconds: Double(audio.count) / Self.rate)
             return (hit, true)
         }
-        let result = try await host.transcribe(audio: wav, language: language, languageCandidates: language == nil ? options.languageCandidates : [], denoise: options.denoise)
+        let result = try await host.transcribe(audio: wav, language: language, languageCandidates: language == nil ? options.languageCandidates : [], denoise: options.denoise, noise: noise)
         if useCache, let cache, let bytes = try? JSONEncoder().encode(result) {
             await cache.set("asr", ContentHash.of(key), Array(bytes), ttl: 24 * 3600)
         }
@@ -244,10 +268,16 @@ extension StreamingSpeechRecognizer {
         do { audio = try AudioSamples.load(path) } catch {
             throw SpeechError.unreadableAudio("\(error)")
         }
+        return try await transcribe(samples: audio.samples, chunkSeconds: chunkSeconds)
+    }
+
+    /// Streams 16 kHz mono `samples` through the recognizer in `chunkSeconds` chunks, as fast as the
+    /// engine allows, then finishes; returns every event.
+    public func transcribe(samples: [Float], chunkSeconds: Double = 0.1) async throws -> [TranscriptEvent] {
         let chunk = max(1, Int(chunkSeconds * Self.rate))
         async let collected: [TranscriptEvent] = { var all: [TranscriptEvent] = []; for try await event in events { all.append(event) }; return all }()
-        for start in stride(from: 0, to: audio.samples.count, by: chunk) {
-            try await push(Array(audio.samples[start..<min(start + chunk, audio.samples.count)]))
+        for start in stride(from: 0, to: samples.count, by: chunk) {
+            try await push(Array(samples[start..<min(start + chunk, samples.count)]))
         }
         try await finish()
         return try await collected

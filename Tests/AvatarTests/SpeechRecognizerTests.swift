@@ -192,6 +192,54 @@ struct SpeechRecognizerTests {
         #expect(run.before.allSatisfy { $0.languageLocked && $0.language == "en" })
     }
 
+    @Test("Real machine noise at 5 dB SNR: with noise reduction on (profile = the session's pauses) the WER is lower than off")
+    func noiseReduction() async throws {
+        let host = try #require(try await EngineFixture.shared.runtime().engineHost)
+        try #require(FileManager.default.fileExists(atPath: TestData.machineNoise), "install colobot-common-sounds: avatar setup --with-test-tools")
+        let noise = try AudioSamples.load(TestData.machineNoise).samples
+        let clips = try TestData.librivoxClips()
+        let audio = try clips.map { try AudioSamples.load($0.path).samples }
+        // The same mixture as `avatar bench asr`: 5 starting points in the noise loop.
+        let offsets = 5
+        var heard: [Bool: [String]] = [false: [], true: []]
+        for index in 0..<offsets {
+            let session = NoisySession(clips: audio, noise: noise, snr: 5, offset: index * noise.count / offsets)
+            for denoise in [false, true] {
+                var options = RecognizerOptions()
+                options.language = "en"
+                options.partialInterval = 0
+                options.denoise = denoise
+                let events = try await StreamingSpeechRecognizer(host: host, cache: nil, options: options).transcribe(samples: session.samples, chunkSeconds: NoisySession.chunkSeconds)
+                let finals = events.filter { $0.kind == .final }
+                #expect(finals.count >= clips.count, "\(finals.count) finals for \(clips.count) clips")
+                if denoise {
+                    // 1.5 s of noise alone before the first clip: every final is cleaned with the session's own profile.
+                    #expect(finals.allSatisfy { $0.noiseReduction?.profile == "given" && $0.noiseReduction?.applied == true }, "\(finals.map(\.noiseReduction))")
+                } else {
+                    #expect(finals.allSatisfy { $0.noiseReduction == nil })
+                }
+                heard[denoise]!.append(finals.map(\.text).joined(separator: " "))
+            }
+        }
+        let reference = Array(repeating: clips.map(\.text).joined(separator: " "), count: offsets).joined(separator: " ")
+        let off = wordErrorRate(reference: reference, hypothesis: heard[false]!.joined(separator: " "))
+        let on = wordErrorRate(reference: reference, hypothesis: heard[true]!.joined(separator: " "))
+        print(String(format: "WER at 5 dB SNR (machine noise, streamed): noise reduction off %.3f, on %.3f", off, on))
+        #expect(on < off, "noise reduction on \(on) is not lower than off \(off)")
+
+        // Whole-clip requests: the profile is the noise sent along, else the clip's own pauses; a bad profile is a clear error.
+        let session = NoisySession(clips: [audio[1]], noise: noise, snr: 5)
+        let clip = PCM.wav(session.samples[...])
+        let background = PCM.wav(session.samples[0..<session.clipRanges[0].lowerBound])
+        #expect(try await host.transcribe(audio: clip, language: "en", denoise: true, noise: background).noiseReduction?.profile == "given")
+        #expect(try await host.transcribe(audio: clip, language: "en", denoise: true).noiseReduction?.profile == "clip-pauses")
+        #expect(try await host.transcribe(audio: clip, language: "en").noiseReduction == nil)
+        await #expect { try await host.transcribe(audio: clip, language: "en", denoise: true, noise: Data("not audio".utf8)) } throws: { error in
+            guard case .rejected(_, 400, "unsupported_media", let message) = error as? EngineError else { return false }
+            return message.contains("noise")
+        }
+    }
+
     @Test("Unreadable files, bad options and pushes after finish are clear errors")
     func errors() async throws {
         let host = try #require(try await EngineFixture.shared.runtime().engineHost)

@@ -20,6 +20,8 @@ func normalize(_ text: String) -> [String] { WordErrorRate.words(text) }
 /// Where test data lives on this machine (Debian packages and the engine venv).
 enum TestData {
     static let librivox = "/usr/share/pocketsphinx/test/data/librivox"
+    /// A real machine-noise recording (Debian colobot-common-sounds, 3.7 s, 22.05 kHz).
+    static let machineNoise = "/usr/share/games/colobot/sounds/sound044.wav"
 
     /// `(wav path, transcript)` for each LibriVox clip of pocketsphinx-testdata.
     static func librivoxClips() throws -> [(path: String, text: String)] {

@@ -200,7 +200,10 @@ def load_engines(engines: Engines) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-async def _read_form(request: Request, fields: tuple[str, ...]) -> tuple[bytes, dict[str, Any]]:
+async def _read_form(request: Request, fields: tuple[str, ...],
+                     files: tuple[str, ...] = ()) -> tuple[bytes, dict[str, Any]]:
+    """The 'file' upload and the named text `fields` (None when absent); optional further file
+    uploads named in `files` come back as bytes (None when absent)."""
     ctype = request.headers.get("content-type", "")
     if not ctype.lower().startswith("multipart/form-data"):
         raise bad_request("invalid_content_type", "Send the request as multipart/form-data with the "
@@ -223,10 +226,17 @@ async def _read_form(request: Request, fields: tuple[str, ...]) -> tuple[bytes, 
                           param="file")
     data = await upload.read()
     await upload.close()
-    values = {}
+    values: dict[str, Any] = {}
     for name in fields:
         v = form.get(name)
         values[name] = v if isinstance(v, str) else None
+    for name in files:
+        extra = form.get(name)
+        if extra is not None and not isinstance(extra, UploadFile):
+            raise bad_request("invalid_parameter", f"The '{name}' field must be a file upload.", param=name)
+        values[name] = await extra.read() if extra is not None else None
+        if extra is not None:
+            await extra.close()
     return data, values
 
 
@@ -316,7 +326,7 @@ def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2, as
     async def transcriptions(request: Request):
         data, f = await _read_form(request, ("model", "language", "response_format", "temperature", "prompt",
                                              "language_candidates", "denoise", "timestamp_granularities[]",
-                                             "timestamp_granularities"))
+                                             "timestamp_granularities"), files=("noise",))
         asr: ASREngine = engines.require("asr")
         granularity = (f["timestamp_granularities[]"] or f["timestamp_granularities"] or "segment").strip()
         if granularity not in ("segment", "word"):
@@ -341,7 +351,8 @@ def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2, as
         result = await run_in_threadpool(asr.transcribe, data, language=f["language"],
                                          temperature=temperature, prompt=f["prompt"],
                                          language_candidates=f["language_candidates"],
-                                         denoise=denoise in ("true", "1"), words=granularity == "word")
+                                         denoise=denoise in ("true", "1"), noise=f["noise"],
+                                         words=granularity == "word")
         if fmt == "text":
             return PlainTextResponse(result["text"])
         if fmt == "verbose_json":
