@@ -77,6 +77,9 @@ public struct AvatarSettings: Sendable {
     /// The fine-tuning command `avatar voice train` runs (`AVATAR_VOICE_TRAIN_COMMAND`), with
     /// `{dataset}`, `{output}` and `{name}` replaced; run through `/bin/sh -c`.
     public var voiceTrainCommand: String? = nil
+    /// Whisper's encoder window (`AVATAR_ASR_WINDOW`): `short` (the clip + 1 s, at least 8 s; loops
+    /// are re-decoded with 30 s) or `full` (the model's 30 s window, about 3× slower per utterance).
+    public var asrWindow = "short"
 
     /// The Python interpreter of the engine venv.
     public var pythonPath: String { (venvDir as NSString).appendingPathComponent("bin/python") }
@@ -181,6 +184,12 @@ public struct AvatarSettings: Sendable {
                 throw SettingsError(key: "xtts.url", env: "AVATAR_XTTS_URL", reason: "must be an http(s) URL such as http://127.0.0.1:8000, got '\(url)'")
             }
             settings.xttsURL = url.hasSuffix("/") ? String(url.dropLast()) : url
+        }
+        if let window = try reader.string("asr.window") {
+            guard ["short", "full"].contains(window) else {
+                throw SettingsError(key: "asr.window", env: "AVATAR_ASR_WINDOW", reason: "must be short or full, got '\(window)'")
+            }
+            settings.asrWindow = window
         }
         settings.voiceTrainCommand = try reader.string("voice.train_command").flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
         guard !settings.host.isEmpty else {

@@ -18,7 +18,8 @@ enum EngineCatalog {
             name: "engine-host", executable: python,
             arguments: { port in
                 ["-m", "avatar_engine.reaper", "--", python, "-m", "avatar_engine",
-                 "--host", "127.0.0.1", "--port", String(port), "--models-dir", settings.modelsDir]
+                 "--host", "127.0.0.1", "--port", String(port), "--models-dir", settings.modelsDir,
+                 "--asr-window", settings.asrWindow]
             },
             environment: offlineEnvironment,
             logFile: logPath(settings, "engine-host"),

@@ -28,8 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 2),
                         help="CPU threads for speech recognition (default: min(4, cores))")
     parser.add_argument("--beam-size", type=int, default=2, help="Whisper beam size (default 2)")
-    parser.add_argument("--asr-window", choices=("short", "full"), default="full",
-                        help="Whisper encoder window: 'short' = the clip + 1 s (fast for short utterances), "
+    parser.add_argument("--asr-window", choices=("short", "full"), default="short",
+                        help="Whisper encoder window: 'short' = the clip + 1 s, at least 8 s (fast for short "
+                             "utterances; a decode that looks looped is redone with 30 s), "
                              "'full' = the model's 30 s window")
     parser.add_argument("--max-upload-mb", type=float, default=50.0)
     parser.add_argument("--log-level", default="info")

@@ -23,13 +23,34 @@ MODEL_NAME = "whisper-base-int8"
 RESPONSE_FORMATS = ("json", "verbose_json", "text")
 
 
+SHORT_WINDOW_MIN_S = 8
+
+
 def short_window(samples: int, rate: int = 16000) -> Optional[int]:
-    """Encoder window (mel frames, 100/s) for a clip: its length + 1 s, in 1 s steps, at least 3 s;
-    None (the full 30 s) for clips over 25 s."""
+    """Encoder window (mel frames, 100/s) for a clip: its length + 1 s, in 1 s steps, at least 8 s;
+    None (the full 30 s) for clips over 25 s.
+
+    At least 8 s: with 3 s windows Whisper base looped on 1-2 s sentences ("Сегодня тёплый
+    солнечный день, сегодня тёплый, солн…"); from 8 s on, 18 synthesised sentences and the LibriVox
+    clips gave the same words as the 30 s window, at a third of its encoder time (docs/speech.md)."""
     seconds = samples / rate
     if seconds > 25:
         return None
-    return int(max(3, math.ceil(seconds + 1)) * 100)
+    return int(max(SHORT_WINDOW_MIN_S, math.ceil(seconds + 1)) * 100)
+
+
+def looks_looped(segments: list, max_new_tokens: int) -> bool:
+    """Whether a decode may have gone round in a loop: it used up its token cap, or a pair of words
+    comes twice ("сегодня тёплый солнечный день, сегодня тёплый, солн"). A false alarm costs one
+    more decode with the full window, which gives the same words."""
+    if sum(len(getattr(seg, "tokens", ()) or ()) for seg in segments) >= max_new_tokens - 2:
+        return True
+    words = [w.strip(".,!?;:…\"'«»").lower() for seg in segments for w in seg.text.split()]
+    words = [w for w in words if w]
+    pairs = list(zip(words, words[1:]))
+    return len(set(pairs)) < len(pairs)
+
+
 FFMPEG_TIMEOUT_S = 120
 VAD_FRAME = 512  # Silero's frame at 16 kHz (32 ms)
 
@@ -125,6 +146,7 @@ class ASREngine:
     def __init__(self, model_dir: Path, *, cpu_threads: int, beam_size: int = 2,
                  short_window: bool = False) -> None:
         self.short_window = short_window
+        self.retried_full_window = 0  # short-window decodes that looped and were redone with 30 s
         self.model_dir = Path(model_dir)
         self.cpu_threads = cpu_threads
         self.beam_size = beam_size
@@ -178,6 +200,7 @@ class ASREngine:
         return {"ready": self.model is not None, "model": MODEL_NAME, "device": "cpu",
                 "compute_type": "int8", "cpu_threads": self.cpu_threads,
                 "beam_size": self.beam_size, "window": "short" if self.short_window else "full",
+                "retried_full_window": self.retried_full_window,
                 "load_seconds": self.load_seconds}
 
     # -- inference ------------------------------------------------------------------------------
@@ -212,6 +235,14 @@ class ASREngine:
                 segments_iter, info = self.model.transcribe(audio, **kwargs)
                 # The generator is lazy: drain it here, inside the worker thread and the lock.
                 raw = list(segments_iter)
+                if self.model.window_frames is not None and looks_looped(raw, kwargs["max_new_tokens"]):
+                    # The short window sent the decoder round in a loop: decode again with the
+                    # model's own 30 s window (costs one more pass, only for this clip).
+                    self.model.preencoded = None
+                    self.model.window_frames = None
+                    self.retried_full_window += 1
+                    segments_iter, info = self.model.transcribe(audio, **kwargs)
+                    raw = list(segments_iter)
             finally:
                 self.model.preencoded = None
                 self.model.window_frames = None
