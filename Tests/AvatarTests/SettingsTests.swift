@@ -14,6 +14,9 @@ struct SettingsTests {
         #expect(settings.dataDir == home + "/data")
         #expect(settings.redis == .managed)
         #expect(settings.llmThreads == 1)
+        #expect(settings.asrWindow == "short")
+        let full = try await AvatarSettings.load(environment: ["HOME": "/nonexistent", "AVATAR_HOME": home, "AVATAR_ASR_WINDOW": "full"])
+        #expect(full.asrWindow == "full")
     }
 
     @Test("Environment beats the config file, which beats the defaults")
@@ -42,6 +45,7 @@ struct SettingsTests {
         ("AVATAR_LLM_URL", "ollama.local", "AVATAR_LLM_URL"),
         ("AVATAR_LLM_API", "grpc", "AVATAR_LLM_API"),
         ("AVATAR_LLM_LANGUAGES", "english", "AVATAR_LLM_LANGUAGES"),
+        ("AVATAR_ASR_WINDOW", "tiny", "AVATAR_ASR_WINDOW"),
     ])
     func badValues(variable: String, value: String, named: String) async throws {
         do {
