@@ -15,7 +15,7 @@ struct AvatarCommand: AsyncParsableCommand {
         See README.md for every key.
         """,
         version: avatarVersion,
-        subcommands: [Serve.self, Generate.self, Chat.self, VoiceCommand.self, Setup.self, Doctor.self, Bench.self],
+        subcommands: [Serve.self, Generate.self, Chat.self, Transcribe.self, Speak.self, VoiceCommand.self, Setup.self, Doctor.self, Bench.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -90,6 +90,23 @@ struct RunningEngines {
     let supervision: Task<Void, any Error>
 
     func stop() { supervision.cancel() }
+}
+
+/// Starts the engine host alone (no LLM, no Redis), runs `body`, stops it; an `AvatarError` from `body`
+/// becomes a one-line failure.
+func withSpeechEngines<T>(_ body: (RunningEngines, AvatarSettings) async throws -> T) async throws -> T {
+    var settings = try await loadSettings()
+    settings.llmEmbedded = false
+    settings.redis = .off
+    settings.logLevel = "warning"
+    let engines = startEngines(settings, bootstrapLogging(settings))
+    defer { engines.stop() }
+    _ = try await waitUntilReady(engines.supervisor, timeout: settings.engineStartTimeout, logs: settings.dataDir + "/logs/")
+    do {
+        return try await body(engines, settings)
+    } catch let error as any AvatarError {
+        fail(error.userMessage)
+    }
 }
 
 /// Builds the runtime and starts supervising its engines, or exits when engines are disabled.

@@ -15,33 +15,18 @@ struct VoiceCommand: AsyncParsableCommand {
         subcommands: [Validate.self, Create.self, List.self, Say.self, Score.self, Prepare.self, Train.self]
     )
 
-    /// The engines, the store and a cloner; `stop()` ends the engines.
+    /// The engines, the store and a cloner.
     struct Session {
         let engines: RunningEngines
         let cloner: VoiceCloner
         let settings: AvatarSettings
-
-        static func start() async throws -> Session {
-            var settings = try await loadSettings()
-            settings.llmEmbedded = false
-            settings.redis = .off
-            settings.logLevel = "warning"
-            let logger = bootstrapLogging(settings)
-            let engines = startEngines(settings, logger)
-            _ = try await waitUntilReady(engines.supervisor, timeout: settings.engineStartTimeout, logs: settings.dataDir + "/logs/")
-            let xtts = settings.xttsURL.map { XTTSClient(endpoint: StaticEndpoint(engineName: "xtts", url: $0), client: engines.runtime.http, timeout: settings.engineRequestTimeout) }
-            let cloner = VoiceCloner(host: engines.host, store: engines.runtime.database, dataDir: settings.dataDir, xtts: xtts)
-            return Session(engines: engines, cloner: cloner, settings: settings)
-        }
     }
 
     static func run<T>(_ body: (Session) async throws -> T) async throws -> T {
-        let session = try await Session.start()
-        defer { session.engines.stop() }
-        do {
-            return try await body(session)
-        } catch let error as any AvatarError {
-            fail(error.userMessage)
+        try await withSpeechEngines { engines, settings in
+            let xtts = settings.xttsURL.map { XTTSClient(endpoint: StaticEndpoint(engineName: "xtts", url: $0), client: engines.runtime.http, timeout: settings.engineRequestTimeout) }
+            let cloner = VoiceCloner(host: engines.host, store: engines.runtime.database, dataDir: settings.dataDir, xtts: xtts)
+            return try await body(Session(engines: engines, cloner: cloner, settings: settings))
         }
     }
 

@@ -265,7 +265,9 @@ extension StreamingSpeechRecognizer {
     /// through the recognizer in `chunkSeconds` chunks; returns every event.
     public func transcribeFile(_ path: String, chunkSeconds: Double = 0.1) async throws -> [TranscriptEvent] {
         let audio: AudioSamples
-        do { audio = try AudioSamples.load(path) } catch {
+        do { audio = try AudioSamples.load(path) } catch AnimationError.unreadableAudio(let reason) {
+            throw SpeechError.unreadableAudio(reason)
+        } catch {
             throw SpeechError.unreadableAudio("\(error)")
         }
         return try await transcribe(samples: audio.samples, chunkSeconds: chunkSeconds)

@@ -6,30 +6,8 @@ import Testing
 /// `avatar generate` with bad or unusual input, run as the real binary: each case ends with a clear outcome.
 @Suite("avatar generate input", .serialized)
 struct GenerateInputTests {
-    struct Outcome {
-        var status: Int32
-        var stderr: String
-    }
-
-    func generate(_ arguments: [String], timeout: Double = 240) async throws -> Outcome {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: ServeProcessTests.binary)
-        process.arguments = ["generate", "--no-cache"] + arguments
-        var environment = ProcessInfo.processInfo.environment
-        environment["AVATAR_DATA_DIR"] = temporaryDirectory("avatar-generate-data")
-        process.environment = environment
-        let errorPath = temporaryDirectory() + "/stderr"
-        _ = FileManager.default.createFile(atPath: errorPath, contents: nil)
-        process.standardError = FileHandle(forWritingAtPath: errorPath)
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let deadline = ContinuousClock.now + .seconds(timeout)
-        while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
-        if process.isRunning {
-            process.terminate()
-            throw TestFailure("avatar generate still running after \(timeout) s")
-        }
-        return Outcome(status: process.terminationStatus, stderr: (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "")
+    func generate(_ arguments: [String], timeout: Double = 240) async throws -> AvatarProcess.Outcome {
+        try await AvatarProcess.run(["generate", "--no-cache"] + arguments, environment: ["AVATAR_DATA_DIR": temporaryDirectory("avatar-generate-data")], timeout: timeout)
     }
 
     func ffmpeg(_ arguments: [String]) throws {

@@ -7,35 +7,10 @@ import Testing
 @Suite("avatar binary", .serialized)
 struct ServeProcessTests {
     /// `AVATAR_BIN` (set by `make test`), else the debug build next to the tests.
-    static var binary: String {
-        if let path = ProcessInfo.processInfo.environment["AVATAR_BIN"] { return path }
-        return FileManager.default.currentDirectoryPath + "/.build/debug/avatar"
-    }
+    static var binary: String { AvatarProcess.binary }
 
-    struct Outcome {
-        var status: Int32
-        var stderr: String
-    }
-
-    func runToExit(_ arguments: [String], environment: [String: String], timeout: Double = 30) async throws -> Outcome {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let deadline = ContinuousClock.now + .seconds(timeout)
-        while process.isRunning, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        if process.isRunning {
-            process.terminate()
-            throw TestFailure("avatar \(arguments) still running after \(timeout) s")
-        }
-        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        return Outcome(status: process.terminationStatus, stderr: text)
+    func runToExit(_ arguments: [String], environment: [String: String], timeout: Double = 30) async throws -> AvatarProcess.Outcome {
+        try await AvatarProcess.run(arguments, environment: environment, timeout: timeout)
     }
 
     @Test("Port 'abc' → non-zero exit with a one-line reason")

@@ -1,3 +1,4 @@
+import AvatarAnimation
 import AvatarCache
 import AvatarCore
 import AvatarEngines
@@ -183,5 +184,43 @@ struct SpeechSynthesizerTests {
         }
         var stream = synth.stream("", options: SynthesisOptions()).makeAsyncIterator()
         await #expect(throws: SpeechError.self) { _ = try await stream.next() }
+    }
+}
+
+/// `avatar speak` and `avatar transcribe`, run as the real binary.
+@Suite("avatar speak / transcribe", .serialized)
+struct SpeechCommandTests {
+    @Test("speak writes a 16 kHz WAV and timings that cover it; transcribe hears the words back; bad input → exit 2 or a clear line")
+    func speakThenTranscribe() async throws {
+        _ = try await EngineFixture.shared.runtime()  // provisioned engines
+        let directory = temporaryDirectory("avatar-speech-cli")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let text = "Good morning. Bob may buy maps today!"
+        let spoken = try await AvatarProcess.run(["speak", text, "-o", directory + "/say.wav", "--timings", directory + "/say.json", "--emotion", "happy"])
+        #expect(spoken.status == 0, "\(spoken.stderr)")
+        #expect(spoken.stdout.contains("1. Good morning.") && spoken.stdout.contains("2. Bob may buy maps today!"), "\(spoken.stdout)")
+        let audio = try AudioSamples.load(directory + "/say.wav")
+        #expect(WAVInfo(try Data(contentsOf: URL(fileURLWithPath: directory + "/say.wav")))?.sampleRate == 16000)
+        let timings = try JSONDecoder().decode(SpeechTimings.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/say.json")))
+        #expect(timings.words.map(\.text).joined(separator: " ").lowercased().contains("bob may buy maps"))
+        // The second sentence's timings are placed after the first sentence's audio, and end inside the file.
+        let bob = try #require(timings.words.first { $0.text.lowercased() == "bob" })
+        let morning = try #require(timings.words.first { $0.text.lowercased().hasPrefix("morning") })
+        #expect(bob.start > morning.end)
+        #expect(try #require(timings.phonemes.last).end <= audio.duration + 0.01)
+
+        let heard = try await AvatarProcess.run(["transcribe", directory + "/say.wav", "--language", "en"])
+        #expect(heard.status == 0, "\(heard.stderr)")
+        #expect(heard.stdout.lowercased().contains("morning"), "\(heard.stdout)")
+        let denoised = try await AvatarProcess.run(["transcribe", directory + "/say.wav", "--language", "en", "--denoise"])
+        #expect(denoised.stdout.contains("[noise profile:"), "\(denoised.stdout)")
+
+        let badEmotion = try await AvatarProcess.run(["speak", "hi", "-o", directory + "/x.wav", "--emotion", "angry"])
+        #expect(badEmotion.status == 2 && badEmotion.stderr.contains("--emotion"))
+        let junk = directory + "/junk.wav"
+        try Data("not audio at all".utf8).write(to: URL(fileURLWithPath: junk))
+        let unreadable = try await AvatarProcess.run(["transcribe", junk])
+        #expect(unreadable.status != 0)
+        #expect(unreadable.stderr.split(separator: "\n").count == 1 && unreadable.stderr.contains("cannot be read"), "\(unreadable.stderr)")
     }
 }

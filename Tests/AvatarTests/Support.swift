@@ -93,3 +93,40 @@ actor EngineFixture {
         return try await task.value
     }
 }
+
+/// The real `avatar` binary (`AVATAR_BIN`, else `.build/debug/avatar`) run to its exit.
+enum AvatarProcess {
+    struct Outcome {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static var binary: String {
+        if let path = ProcessInfo.processInfo.environment["AVATAR_BIN"] { return path }
+        return FileManager.default.currentDirectoryPath + "/.build/debug/avatar"
+    }
+
+    /// Runs `avatar arguments…` with `environment` over this process's; output goes through files, so a
+    /// chatty command cannot block on a full pipe.
+    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 240) async throws -> Outcome {
+        let directory = temporaryDirectory("avatar-process")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        for name in ["stdout", "stderr"] { _ = FileManager.default.createFile(atPath: directory + "/" + name, contents: nil) }
+        process.standardOutput = FileHandle(forWritingAtPath: directory + "/stdout")
+        process.standardError = FileHandle(forWritingAtPath: directory + "/stderr")
+        try process.run()
+        let deadline = ContinuousClock.now + .seconds(timeout)
+        while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        if process.isRunning {
+            process.terminate()
+            throw TestFailure("avatar \(arguments) still running after \(timeout) s")
+        }
+        func read(_ name: String) -> String { (try? String(contentsOfFile: directory + "/" + name, encoding: .utf8)) ?? "" }
+        return Outcome(status: process.terminationStatus, stdout: read("stdout"), stderr: read("stderr"))
+    }
+}
