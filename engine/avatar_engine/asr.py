@@ -65,10 +65,10 @@ def reduce_noise(audio: np.ndarray, profile: Optional[np.ndarray], source: str) 
     learned from background-only audio, applied to the whole clip; gated bins are lowered by 80 %.
 
     Measured on the LibriVox clips + colobot machine noise at 5 dB SNR, 5 noise offsets, Whisper base
-    (docs/speech.md): without a profile (non-stationary gating, the earlier method) WER went up,
-    15.2 -> 17.2 %; with a 1 s profile of the noise around the speech it went down to 13.0 %; a full
-    100 % gate raised it again (16.3 %). Whisper is trained on noisy speech: gentle removal of the
-    steady noise helps it, aggressive removal leaves artefacts that hurt it more than the noise."""
+    (scripts/denoise_experiment.py, docs/speech.md): off 14.9 %; non-stationary gating without a
+    profile (the earlier method) 18.9 %; this gate with a 1 s profile of the background 12.7 %; the
+    same at 100 % 18.0 %. Whisper is trained on noisy speech: gentle removal of the steady noise
+    helps it, aggressive removal leaves artefacts that hurt it more than the noise."""
     import noisereduce
 
     info = {"method": "spectral-gating-stationary", "profile": source,
