@@ -31,8 +31,9 @@ def short_window(samples: int, rate: int = 16000) -> Optional[int]:
     None (the full 30 s) for clips over 25 s.
 
     At least 8 s: with 3 s windows Whisper base looped on 1-2 s sentences ("Сегодня тёплый
-    солнечный день, сегодня тёплый, солн…"); from 8 s on, 18 synthesised sentences and the LibriVox
-    clips gave the same words as the 30 s window, at a third of its encoder time (docs/speech.md)."""
+    солнечный день, сегодня тёплый, солн…"); with 8 s, 18 synthesised sentences and the LibriVox
+    clips came out as with the 30 s window but one English word, in 38 % of its time
+    (scripts/asr_experiments.py window, docs/speech.md)."""
     seconds = samples / rate
     if seconds > 25:
         return None
@@ -65,7 +66,7 @@ def reduce_noise(audio: np.ndarray, profile: Optional[np.ndarray], source: str) 
     learned from background-only audio, applied to the whole clip; gated bins are lowered by 80 %.
 
     Measured on the LibriVox clips + colobot machine noise at 5 dB SNR, 5 noise offsets, Whisper base
-    (scripts/denoise_experiment.py, docs/speech.md): off 14.9 %; non-stationary gating without a
+    (scripts/asr_experiments.py denoise, docs/speech.md): off 14.9 %; non-stationary gating without a
     profile (the earlier method) 18.9 %; this gate with a 1 s profile of the background 12.7 %; the
     same at 100 % 18.0 %. Whisper is trained on noisy speech: gentle removal of the steady noise
     helps it, aggressive removal leaves artefacts that hurt it more than the noise."""
