@@ -94,7 +94,7 @@ struct RunningEngines {
 
 /// Starts the engine host alone (no LLM, no Redis), runs `body`, stops it; an `AvatarError` from `body`
 /// becomes a one-line failure.
-func withSpeechEngines<T>(_ body: (RunningEngines, AvatarSettings) async throws -> T) async throws -> T {
+func withEngineHost<T>(_ body: (RunningEngines, AvatarSettings) async throws -> T) async throws -> T {
     var settings = try await loadSettings()
     settings.llmEmbedded = false
     settings.redis = .off

@@ -6,6 +6,21 @@ import AvatarServer
 import AvatarSetup
 import Foundation
 
+/// The renderer for `photo` (default: scikit-image's astronaut.png from the engine venv), with the engine host
+/// started for its landmarks and stopped again; and how long the rig took to build.
+private func benchRenderer(photo: String?) async throws -> (renderer: FaceRenderer, rigSeconds: Double) {
+    try await withEngineHost { engines, settings in
+        guard let photoPath = photo ?? BenchEngines.findInVenv(settings, "skimage/data/astronaut.png") else {
+            fail("no --photo and no scikit-image astronaut.png in the engine venv", code: 2)
+        }
+        let data = try Data(contentsOf: URL(fileURLWithPath: photoPath))
+        let face = try await landmarksWhenReady(engines.host, image: data, timeout: settings.engineStartTimeout)
+        let start = ContinuousClock.now
+        let rig = try FaceRig(photo: try RGBImage.load(photoPath), landmarks: face.landmarks)
+        return (FaceRenderer(rig: rig), (ContinuousClock.now - start).seconds)
+    }
+}
+
 /// `avatar bench render` and `avatar bench generate`: the face animation engine's speed.
 struct BenchRender: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "render", abstract: "Frames per second of deform + render at 512² on one core, and of the whole MP4 export.")
@@ -20,25 +35,8 @@ struct BenchRender: AsyncParsableCommand {
     var frames = 250
 
     func run() async throws {
-        var settings = try await loadSettings()
-        settings.llmEmbedded = false
-        settings.redis = .off
-        settings.logLevel = "warning"
-        let logger = bootstrapLogging(settings)
-        let photoPath = photo ?? BenchEngines.findInVenv(settings, "skimage/data/astronaut.png")
-        guard let photoPath else { fail("no --photo and no scikit-image astronaut.png in the engine venv", code: 2) }
-        let engines = startEngines(settings, logger)
-        defer { engines.stop() }
-        let host = engines.host
-
-        let image = try RGBImage.load(photoPath)
-        let data = try Data(contentsOf: URL(fileURLWithPath: photoPath))
-        let face: FaceLandmarks
-        do { face = try await landmarksWhenReady(host, image: data, timeout: settings.engineStartTimeout) } catch let error as any AvatarError { fail(error.userMessage) }
-        let rigStart = ContinuousClock.now
-        let rig = try FaceRig(photo: image, landmarks: face.landmarks)
-        let rigTime = (ContinuousClock.now - rigStart).seconds
-        let renderer = FaceRenderer(rig: rig)
+        let (renderer, rigTime) = try await benchRenderer(photo: photo)
+        let rig = renderer.rig
         let expression = ExpressionTrack(duration: Double(frames) / 25)
         var frame: [UInt8] = []
         renderer.render(FacePose(), into: &frame)
@@ -89,20 +87,7 @@ struct BenchGenerate: AsyncParsableCommand {
     var runs = 3
 
     func run() async throws {
-        var settings = try await loadSettings()
-        settings.llmEmbedded = false
-        settings.redis = .off
-        settings.logLevel = "warning"
-        let logger = bootstrapLogging(settings)
-        guard let photoPath = photo ?? BenchEngines.findInVenv(settings, "skimage/data/astronaut.png") else {
-            fail("no --photo and no scikit-image astronaut.png in the engine venv", code: 2)
-        }
-        let engines = startEngines(settings, logger)
-        defer { engines.stop() }
-        let data = try Data(contentsOf: URL(fileURLWithPath: photoPath))
-        let face: FaceLandmarks
-        do { face = try await landmarksWhenReady(engines.host, image: data, timeout: settings.engineStartTimeout) } catch let error as any AvatarError { fail(error.userMessage) }
-        let renderer = FaceRenderer(rig: try FaceRig(photo: try RGBImage.load(photoPath), landmarks: face.landmarks))
+        let renderer = try await benchRenderer(photo: photo).renderer
         let speech = audio ?? Self.joinedLibriVox()
         let speechTimings = try timings.map { try JSONDecoder().decode(SpeechTimings.self, from: Data(contentsOf: URL(fileURLWithPath: $0))) }
         let output = NSTemporaryDirectory() + "avatar-bench-generate.mp4"

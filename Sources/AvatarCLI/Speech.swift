@@ -22,7 +22,7 @@ struct Transcribe: AsyncParsableCommand {
         options.denoise = denoise
         options.endOfUtteranceSilence = silence
         if !partials { options.partialInterval = 0 }
-        let events = try await withSpeechEngines { engines, _ in
+        let events = try await withEngineHost { engines, _ in
             try await StreamingSpeechRecognizer(host: engines.host, cache: nil, options: options).transcribeFile(file)
         }
         for event in events where event.kind == .final || partials {
@@ -53,7 +53,7 @@ struct Speak: AsyncParsableCommand {
         guard mood.rawValue == emotion.lowercased() else { fail("--emotion must be neutral, happy, sad, excited or calm", code: 2) }
         guard (0...1).contains(intensity), (0.5...2).contains(speed) else { fail("--intensity must be 0…1 and --speed 0.5…2", code: 2) }
         let options = SynthesisOptions(voice: voice, language: language, emotion: mood, intensity: intensity, speed: speed)
-        let segments = try await withSpeechEngines { engines, _ in
+        let segments = try await withEngineHost { engines, _ in
             var all: [SpeechSegment] = []
             for try await segment in EngineSpeechSynthesizer(host: engines.host, cache: nil).stream(text, options: options) {
                 print(String(format: "%d. %@ — %@, %.2f s, ready after %.0f ms%@", segment.index + 1, segment.text, segment.voice, segment.duration,

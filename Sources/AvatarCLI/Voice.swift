@@ -23,7 +23,7 @@ struct VoiceCommand: AsyncParsableCommand {
     }
 
     static func run<T>(_ body: (Session) async throws -> T) async throws -> T {
-        try await withSpeechEngines { engines, settings in
+        try await withEngineHost { engines, settings in
             let xtts = settings.xttsURL.map { XTTSClient(endpoint: StaticEndpoint(engineName: "xtts", url: $0), client: engines.runtime.http, timeout: settings.engineRequestTimeout) }
             let cloner = VoiceCloner(host: engines.host, store: engines.runtime.database, dataDir: settings.dataDir, xtts: xtts)
             return try await body(Session(engines: engines, cloner: cloner, settings: settings))

@@ -284,32 +284,22 @@ struct SettingsReader {
     }
 
     func int(_ key: String, range: ClosedRange<Int>) throws -> Int? {
-        let value: Int
-        if let typed = config.int(forKey: ConfigKey(key)) {
-            value = typed
-        } else if let raw = config.string(forKey: ConfigKey(key)) {
-            guard let parsed = Int(raw.trimmingCharacters(in: .whitespaces)) else {
-                throw SettingsError(key: key, env: Self.envName(key), reason: "must be an integer from \(range.lowerBound) to \(range.upperBound), got '\(raw)'")
-            }
-            value = parsed
-        } else {
-            return nil
-        }
-        guard range.contains(value) else {
-            throw SettingsError(key: key, env: Self.envName(key), reason: "must be from \(range.lowerBound) to \(range.upperBound), got \(value)")
-        }
-        return value
+        try number(key, range: range, typed: config.int(forKey: ConfigKey(key)), expected: "an integer from \(range.lowerBound) to \(range.upperBound)") { Int($0) }
     }
 
     func double(_ key: String, range: ClosedRange<Double>) throws -> Double? {
-        let value: Double
-        if let typed = config.double(forKey: ConfigKey(key)) {
+        let typed = config.double(forKey: ConfigKey(key)) ?? config.int(forKey: ConfigKey(key)).map(Double.init)
+        return try number(key, range: range, typed: typed, expected: "a number of seconds") { Double($0) }
+    }
+
+    /// A typed value, or else the string form parsed by `parse`; either way checked against `range`.
+    private func number<N: Comparable>(_ key: String, range: ClosedRange<N>, typed: N?, expected: String, parse: (String) -> N?) throws -> N? {
+        let value: N
+        if let typed {
             value = typed
-        } else if let typed = config.int(forKey: ConfigKey(key)) {
-            value = Double(typed)
         } else if let raw = config.string(forKey: ConfigKey(key)) {
-            guard let parsed = Double(raw.trimmingCharacters(in: .whitespaces)) else {
-                throw SettingsError(key: key, env: Self.envName(key), reason: "must be a number of seconds, got '\(raw)'")
+            guard let parsed = parse(raw.trimmingCharacters(in: .whitespaces)) else {
+                throw SettingsError(key: key, env: Self.envName(key), reason: "must be \(expected), got '\(raw)'")
             }
             value = parsed
         } else {

@@ -76,18 +76,12 @@ public struct VoiceConversion: Codable, Sendable, Equatable {
 extension EngineHostClient {
     /// Format and quality measurements of a voice sample (any container ffmpeg reads).
     public func analyzeVoice(audio: Data, filename: String = "sample") async throws -> VoiceAnalysis {
-        var form = MultipartForm()
-        form.addFile("file", filename: filename, contentType: "application/octet-stream", data: audio)
-        let response = try await http.send(.POST, "/v1/voice/analyze", body: form.finished(), contentType: form.contentType)
-        return try http.decode(VoiceAnalysis.self, from: response.body)
+        try await postFile("/v1/voice/analyze", audio, filename: filename)
     }
 
     /// The speaker embedding of a recording. The first call loads the encoder (seconds to tens of seconds).
     public func speakerEmbedding(audio: Data, filename: String = "sample") async throws -> SpeakerEmbedding {
-        var form = MultipartForm()
-        form.addFile("file", filename: filename, contentType: "application/octet-stream", data: audio)
-        let response = try await http.send(.POST, "/v1/voice/embedding", body: form.finished(), contentType: form.contentType)
-        return try http.decode(SpeakerEmbedding.self, from: response.body)
+        try await postFile("/v1/voice/embedding", audio, filename: filename)
     }
 
     /// WORLD conversion of `audio` toward a target pitch (log-F0 mean/std) and a formant ratio; with

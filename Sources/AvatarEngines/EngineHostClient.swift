@@ -168,10 +168,15 @@ public struct EngineHostClient: Sendable {
 
     /// Silero VAD: the speech probability of each 32 ms frame of the audio (any container ffmpeg reads).
     public func voiceActivity(audio: Data, filename: String = "audio.wav") async throws -> VoiceActivity {
+        try await postFile("/v1/audio/vad", audio, filename: filename)
+    }
+
+    /// POSTs `data` as the multipart `file` field of `path` and decodes the JSON answer.
+    func postFile<Answer: Decodable>(_ path: String, _ data: Data, filename: String) async throws -> Answer {
         var form = MultipartForm()
-        form.addFile("file", filename: filename, contentType: "application/octet-stream", data: audio)
-        let response = try await http.send(.POST, "/v1/audio/vad", body: form.finished(), contentType: form.contentType)
-        return try http.decode(VoiceActivity.self, from: response.body)
+        form.addFile("file", filename: filename, contentType: "application/octet-stream", data: data)
+        let response = try await http.send(.POST, path, body: form.finished(), contentType: form.contentType)
+        return try http.decode(Answer.self, from: response.body)
     }
 
     /// Synthesises `text` with a voice from `voices()`; returns a WAV file.
