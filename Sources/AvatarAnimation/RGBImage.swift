@@ -46,12 +46,12 @@ public struct RGBImage: Sendable {
 
     /// Decodes any image ffmpeg reads (PNG, JPEG, WebP, BMP…).
     public static func load(_ path: String) throws -> RGBImage {
-        let probe = Media.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height", "-of", "csv=p=0", path])
+        let probe = ChildProcess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height", "-of", "csv=p=0", path])
         let size = String(decoding: probe.output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",").compactMap { Int($0) }
         guard probe.status == 0, size.count == 2, size[0] > 0, size[1] > 0 else {
             throw AnimationError.unreadableImage(probe.status == 0 ? "not an image" : String(decoding: probe.error, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
         }
-        let decoded = Media.run(["ffmpeg", "-v", "error", "-i", path, "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        let decoded = ChildProcess.run(["ffmpeg", "-v", "error", "-i", path, "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
         guard decoded.status == 0, decoded.output.count == size[0] * size[1] * 3 else {
             throw AnimationError.unreadableImage("decoding failed: \(String(decoding: decoded.error.prefix(200), as: UTF8.self))")
         }
@@ -76,31 +76,3 @@ public struct RGBImage: Sendable {
     }
 }
 
-/// Runs ffmpeg/ffprobe and collects their output.
-enum Media {
-    struct Result {
-        var status: Int32
-        var output: Data
-        var error: Data
-    }
-
-    /// Runs a command; stderr goes to a temporary file so neither pipe can fill up and block.
-    static func run(_ arguments: [String]) -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let errorPath = NSTemporaryDirectory() + "avatar-media-\(UUID().uuidString).err"
-        _ = FileManager.default.createFile(atPath: errorPath, contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: errorPath) }
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle(forWritingAtPath: errorPath)
-        process.standardInput = FileHandle.nullDevice
-        do { try process.run() } catch {
-            return Result(status: 127, output: Data(), error: Data("\(arguments[0]) not found".utf8))
-        }
-        let output = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, output: output, error: FileManager.default.contents(atPath: errorPath) ?? Data())
-    }
-}

@@ -12,8 +12,8 @@ enum AudioFile {
     }
 
     /// The first audio stream's format, or nil when ffprobe finds no audio.
-    static func probe(_ path: String) -> Probe? {
-        let result = run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+    static func probe(_ path: String) async -> Probe? {
+        let result = await ChildProcess.output(of: ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
                           "stream=sample_rate,channels,codec_name,duration:format=format_name,duration", "-of", "json", path])
         guard result.status == 0, let object = try? JSONSerialization.jsonObject(with: result.output) as? [String: Any],
               let stream = (object["streams"] as? [[String: Any]])?.first else { return nil }
@@ -25,13 +25,13 @@ enum AudioFile {
     }
 
     /// Writes a mono 16-bit WAV at `rate`, optionally loudness-normalised (EBU R128, −23 LUFS). Throws with ffmpeg's last line.
-    static func convert(_ input: String, to output: String, rate: Int, normalize: Bool = false) throws {
+    static func convert(_ input: String, to output: String, rate: Int, normalize: Bool = false) async throws {
         var args = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", input, "-vn"]
         if normalize { args += ["-af", "loudnorm=I=-23:TP=-2:LRA=11"] }
         args += ["-ac", "1", "-ar", String(rate), "-acodec", "pcm_s16le", "-f", "wav", output]
-        let result = run(args)
+        let result = await ChildProcess.output(of: args)
         guard result.status == 0 else {
-            let line = String(decoding: result.error, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? "exit \(result.status)"
+            let line = result.lastErrorLine ?? "exit \(result.status)"
             throw VoiceError.badInput(path: input, reason: "ffmpeg could not convert it (\(line))")
         }
     }
@@ -59,32 +59,4 @@ enum AudioFile {
         for sample in samples { append(sample) }
         return data
     }
-
-    static func run(_ arguments: [String]) -> (status: Int32, output: Data, error: Data) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        do { try process.run() } catch { return (127, Data(), Data("\(error)".utf8)) }
-        // Drain both pipes before waiting so a chatty child never blocks on a full pipe.
-        let errorData = LockedData()
-        let drain = Thread { errorData.set(err.fileHandleForReading.readDataToEndOfFile()) }
-        drain.start()
-        let output = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        while !errorData.done { usleep(1000) }
-        return (process.terminationStatus, output, errorData.value)
-    }
-}
-
-private final class LockedData: @unchecked Sendable {
-    private let lock = NSLock()
-    private var data = Data()
-    private var finished = false
-    var done: Bool { lock.withLock { finished } }
-    var value: Data { lock.withLock { data } }
-    func set(_ value: Data) { lock.withLock { data = value; finished = true } }
 }

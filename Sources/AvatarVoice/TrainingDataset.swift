@@ -40,10 +40,10 @@ extension VoiceCloner {
         for (index, report) in reports.enumerated() where report.usable {
             guard let converted = report.convertedPath else { continue }
             let normalized = work + "/norm-\(index).wav"
-            try AudioFile.convert(converted, to: normalized, rate: 22050, normalize: true)
+            try await AudioFile.convert(converted, to: normalized, rate: 22050, normalize: true)
             let (pcm, rate) = try AudioFile.readPCM16(normalized)
             let vad16k = work + "/vad-\(index).wav"
-            try AudioFile.convert(converted, to: vad16k, rate: 16000)
+            try await AudioFile.convert(converted, to: vad16k, rate: 16000)
             let activity = try await host.voiceActivity(audio: fm.contents(atPath: vad16k) ?? Data())
             for (number, span) in Self.speechSpans(activity, options: options).enumerated() {
                 let start = max(0, Int((span.start - options.padding) * Double(rate)))

@@ -76,7 +76,7 @@ public struct VoiceCloner: Sendable {
         }
         let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
         guard size > 0 else { return reject("empty", "the file is empty (0 bytes); record again") }
-        guard let probe = AudioFile.probe(path) else {
+        guard let probe = await AudioFile.probe(path) else {
             return reject("unreadable", "not audio ffmpeg can read; send WAV, FLAC, MP3, OGG/Opus or M4A")
         }
         guard probe.duration <= limits.maxSeconds else {
@@ -93,7 +93,7 @@ public struct VoiceCloner: Sendable {
         // Upload the original (clipping is measured on it) unless it is too large for the engine host.
         var upload = path
         if size > limits.maxUploadBytes {
-            do { try AudioFile.convert(path, to: output, rate: limits.targetSampleRate) } catch {
+            do { try await AudioFile.convert(path, to: output, rate: limits.targetSampleRate) } catch {
                 return reject("unreadable", (error as? VoiceError)?.userMessage ?? "\(error)")
             }
             upload = output
@@ -138,7 +138,7 @@ public struct VoiceCloner: Sendable {
         if !(analysis.container.contains("wav") && analysis.codec == "pcm_s16le") {
             report.conversions.append("\(analysis.container)/\(analysis.codec) → 16-bit PCM WAV")
         }
-        do { try AudioFile.convert(path, to: output, rate: rate) } catch {
+        do { try await AudioFile.convert(path, to: output, rate: rate) } catch {
             return reject("unreadable", (error as? VoiceError)?.userMessage ?? "\(error)")
         }
         report.convertedPath = output
