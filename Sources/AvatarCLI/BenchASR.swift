@@ -36,14 +36,11 @@ struct BenchASR: AsyncParsableCommand {
     var snr = 5.0
 
     func run() async throws {
-        var settings = try await loadSettings()
-        settings.logLevel = "warning"
-        let logger = bootstrapLogging(settings)
-        let engines = startEngines(settings, logger)
-        defer { engines.stop() }
-        let (supervisor, host) = (engines.supervisor, engines.host)
-        print("Starting engines…")
-        _ = try await waitUntilReady(supervisor, timeout: settings.engineStartTimeout, logs: settings.dataDir + "/logs/")
+        print("Starting the engine host…")
+        try await withEngineHost { engines, _ in try await measure(engines.host) }
+    }
+
+    private func measure(_ host: EngineHostClient) async throws {
         let clips = try loadClips()
         let audio = try clips.map { try AudioSamples.load($0.path) }
 
@@ -133,12 +130,7 @@ struct BenchASR: AsyncParsableCommand {
         for index in 0..<noiseOffsets {
             let session = NoisySession(clips: audio.map(\.samples), noise: noise, snr: snr, offset: index * noise.count / noiseOffsets)
             for denoise in [false, true] {
-                var options = RecognizerOptions()
-                options.language = "en"
-                options.partialInterval = 0
-                options.denoise = denoise
-                let events = try await StreamingSpeechRecognizer(host: host, cache: nil, options: options).transcribe(samples: session.samples, chunkSeconds: NoisySession.chunkSeconds)
-                let finals = events.filter { $0.kind == .final }
+                let finals = try await session.finals(host: host, denoise: denoise)
                 streamed[denoise]!.append(finals.map(\.text).joined(separator: " "))
                 for final in finals { if let profile = final.noiseReduction?.profile { profiles["stream: " + profile, default: 0] += 1 } }
                 for range in session.clipRanges {

@@ -1,3 +1,4 @@
+import AvatarEngines
 import Foundation
 
 /// Speech clips with a real recording of background noise under them: someone speaking several
@@ -8,8 +9,6 @@ public struct NoisySession: Sendable {
     public var samples: [Float]
     /// Where each clip lies in `samples`.
     public var clipRanges: [Range<Int>]
-    /// The push size with which the bench and the test stream a session through the recognizer.
-    public static let chunkSeconds = 0.5
 
     /// The noise is `noise` looped from `offset`, at one steady level: the RMS of all the clips' samples
     /// over the RMS of the noise is `snr` dB.
@@ -34,5 +33,18 @@ public struct NoisySession: Sendable {
         var sum = 0.0, count = 0
         for sample in samples { sum += Double(sample) * Double(sample); count += 1 }
         return (sum / Double(max(count, 1))).squareRoot()
+    }
+}
+
+extension NoisySession {
+    /// The finals of the session streamed through a `StreamingSpeechRecognizer` (language set, no
+    /// partials, 0.5 s pushes), with noise reduction `denoise`.
+    public func finals(host: EngineHostClient, language: String = "en", denoise: Bool) async throws -> [TranscriptEvent] {
+        var options = RecognizerOptions()
+        options.language = language
+        options.partialInterval = 0
+        options.denoise = denoise
+        let events = try await StreamingSpeechRecognizer(host: host, cache: nil, options: options).transcribe(samples: samples, chunkSeconds: 0.5)
+        return events.filter { $0.kind == .final }
     }
 }

@@ -205,12 +205,7 @@ struct SpeechRecognizerTests {
         for index in 0..<offsets {
             let session = NoisySession(clips: audio, noise: noise, snr: 5, offset: index * noise.count / offsets)
             for denoise in [false, true] {
-                var options = RecognizerOptions()
-                options.language = "en"
-                options.partialInterval = 0
-                options.denoise = denoise
-                let events = try await StreamingSpeechRecognizer(host: host, cache: nil, options: options).transcribe(samples: session.samples, chunkSeconds: NoisySession.chunkSeconds)
-                let finals = events.filter { $0.kind == .final }
+                let finals = try await session.finals(host: host, denoise: denoise)
                 #expect(finals.count >= clips.count, "\(finals.count) finals for \(clips.count) clips")
                 if denoise {
                     // 1.5 s of noise alone before the first clip: every final is cleaned with the session's own profile.
