@@ -8,6 +8,8 @@
   ~/.avatar/venv/bin/python scripts/asr_experiments.py window
       The short encoder window's minimum length vs WER and time: 18 short synthesised sentences
       (Piper Joe, Festival slt and msu_ru_nsh, in-process) + the LibriVox clips.
+  ~/.avatar/venv/bin/python scripts/asr_experiments.py beam
+      Beam 2 (the default) vs greedy decoding on the same sentences and clips: time and WER.
 
 The results of one run are in docs/speech.md.
 """
@@ -120,8 +122,8 @@ SENTENCES = {
 }
 
 
-def window():
-    import time
+def synthesised_sentences():
+    """SENTENCES spoken by the engine's own voices in-process, at 16 kHz: [(samples, text, language)]."""
     from scipy.signal import resample_poly
     from avatar_engine.tts import TTSEngine
 
@@ -136,6 +138,28 @@ def window():
             g = np.gcd(RATE, out.sample_rate)
             sentences.append((resample_poly(pcm, RATE // g, out.sample_rate // g).astype(np.float32), text, voice.language))
     tts.close()
+    return sentences
+
+
+def beam():
+    """Whisper time and WER with beam 2 (the default) and greedy decoding, default window."""
+    import time
+    items = synthesised_sentences() + librivox()
+    engine = recognizer()
+    for size in (2, 1):
+        engine.beam_size = size
+        errors = total = 0
+        started = time.monotonic()
+        for audio, text, language in items:
+            heard = engine._run(audio, language=language, temperature=None, prompt=None)["text"]
+            errors += edits(words(text), words(heard))
+            total += len(words(text))
+        print(f"beam {size}: WER {100 * errors / total:.1f} % ({errors}/{total}), {time.monotonic() - started:.2f} s", flush=True)
+
+
+def window():
+    import time
+    sentences = synthesised_sentences()
     clips = librivox()
     guard = asr.looks_looped
 
@@ -168,6 +192,8 @@ def window():
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "window":
         window()
+    elif len(sys.argv) > 1 and sys.argv[1] == "beam":
+        beam()
     elif len(sys.argv) > 1 and sys.argv[1] == "denoise":
         denoise(sys.argv[2] if len(sys.argv) > 2 else "/usr/share/games/colobot/sounds/sound044.wav")
     else:
