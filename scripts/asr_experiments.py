@@ -1,4 +1,4 @@
-"""ASR experiments behind two engine settings, Whisper base in-process (the engine's ASREngine).
+"""ASR experiments behind the engine's settings, Whisper base in-process (the engine's ASREngine).
 
   ~/.avatar/venv/bin/python scripts/asr_experiments.py denoise [NOISE.wav]
       Noise-reduction methods vs WER: the LibriVox clips of pocketsphinx-testdata + a real noise
@@ -10,6 +10,8 @@
       (Piper Joe, Festival slt and msu_ru_nsh, in-process) + the LibriVox clips.
   ~/.avatar/venv/bin/python scripts/asr_experiments.py beam
       Beam 2 (the default) vs greedy decoding on the same sentences and clips: time and WER.
+  ~/.avatar/venv/bin/python scripts/asr_experiments.py clean
+      Noise reduction on clean speech (no noise added).
 
 The results of one run are in docs/speech.md.
 """
@@ -122,6 +124,20 @@ SENTENCES = {
 }
 
 
+def clean():
+    """Noise reduction on clean speech (the LibriVox clips, profile = the clip's pauses)."""
+    engine = recognizer()
+    for on in (False, True):
+        errors = total = 0
+        for audio, text, language in librivox():
+            if on:
+                audio = reduce_noise(audio, *engine.noise_profile(audio, None))[0]
+            heard = engine._run(audio, language=language, temperature=None, prompt=None)["text"]
+            errors += edits(words(text), words(heard))
+            total += len(words(text))
+        print(f"clean speech, noise reduction {'on' if on else 'off'}: WER {100 * errors / total:.1f} % ({errors}/{total})")
+
+
 def synthesised_sentences():
     """SENTENCES spoken by the engine's own voices in-process, at 16 kHz: [(samples, text, language)]."""
     from scipy.signal import resample_poly
@@ -194,6 +210,8 @@ if __name__ == "__main__":
         window()
     elif len(sys.argv) > 1 and sys.argv[1] == "beam":
         beam()
+    elif len(sys.argv) > 1 and sys.argv[1] == "clean":
+        clean()
     elif len(sys.argv) > 1 and sys.argv[1] == "denoise":
         denoise(sys.argv[2] if len(sys.argv) > 2 else "/usr/share/games/colobot/sounds/sound044.wav")
     else:
