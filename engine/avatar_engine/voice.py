@@ -15,19 +15,18 @@ What the voice cloner needs from the engine host and no standard API offers:
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import subprocess
 import tempfile
 import threading
 import time
-import wave
 from typing import Any, Callable, Optional
 
 import numpy as np
 
 from .errors import bad_request, server_error, unprocessable
+from .tts import pcm_to_wav
 
 log = logging.getLogger("avatar_engine.voice")
 
@@ -116,14 +115,7 @@ class DecodedAudio:
 
 
 def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(pcm)
-    return buf.getvalue()
+    return pcm_to_wav((np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes(), sample_rate)
 
 
 def _db(power: float) -> float:
