@@ -14,7 +14,7 @@ run: setup
 ## test: install dependencies (plus test data), build (debug), run every test with the real engines
 test: build-debug
 	$(DEBUG_BIN) setup --with-test-tools
-	AVATAR_BIN=$(CURDIR)/$(DEBUG_BIN) $(SWIFT) test --skip-build --no-parallel
+	@scripts/run-tests.sh
 
 ## setup: everything `run` needs, without serving
 setup: build

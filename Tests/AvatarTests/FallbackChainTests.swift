@@ -64,7 +64,7 @@ struct FallbackChainTests {
         #expect(await dead.knobs.calls == callsBefore)
         #expect(status?.skipped == ["dead"])
         #expect(status?.backend == "good")
-        #expect(elapsed < .milliseconds(50))
+        #expect(elapsed < .milliseconds(250), "the open circuit took \(elapsed)")
         #expect(await chain.activeBackend()?.name == "good")
     }
 

@@ -22,6 +22,15 @@ struct SentenceSplitterTests {
         #expect(parts.joined(separator: " ") == long)
     }
 
+    @Test("WER scoring: case, punctuation, ё and English contractions do not count as errors; real substitutions do")
+    func wordErrorRate() {
+        #expect(WordErrorRate.of(reference: "Hello, it is nice to meet you.", hypothesis: "hello it's nice to meet you") == 0)
+        #expect(WordErrorRate.of(reference: "We can't go; they won't come, let's stay", hypothesis: "we cannot go they will not come let us stay") == 0)
+        #expect(WordErrorRate.words("Mr. Smith\u{2019}s dog isn't here") == ["mister", "smith's", "dog", "is", "not", "here"])
+        #expect(WordErrorRate.of(reference: "Сегодня тёплый день", hypothesis: "сегодня теплый день!") == 0)
+        #expect(abs(WordErrorRate.of(reference: "the cat sat on the mat", hypothesis: "the cat sat on a hat") - 2.0 / 6) < 1e-9)
+    }
+
     @Test("Resampling 22.05 kHz → 16 kHz keeps a tone's pitch and level; the F0 measure finds it")
     func resample() {
         let tone = (0..<22050).map { Float(0.5 * sin(2 * Double.pi * 440 * Double($0) / 22050)) }
