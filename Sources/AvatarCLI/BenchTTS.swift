@@ -15,6 +15,9 @@ struct BenchTTS: AsyncParsableCommand {
     @Option(help: "Voices to measure (comma-separated ids from /v1/voices).")
     var voices = "en_US-joe-medium,slt,msu_ru_nsh,espeak-de"
 
+    @Option(help: "Takes per emotion for voices whose synthesis varies from take to take (Piper); their figures are means.")
+    var takes = 5
+
     @Flag(help: "Skip the emotion and round-trip tables.")
     var latencyOnly = false
 
@@ -25,14 +28,12 @@ struct BenchTTS: AsyncParsableCommand {
     ]
 
     func run() async throws {
-        var settings = try await loadSettings()
-        settings.logLevel = "warning"
-        let logger = bootstrapLogging(settings)
-        let engines = startEngines(settings, logger)
-        defer { engines.stop() }
-        print("Starting engines…")
-        _ = try await waitUntilReady(engines.supervisor, timeout: settings.engineStartTimeout, logs: settings.dataDir + "/logs/")
-        let synthesizer = EngineSpeechSynthesizer(host: engines.host, cache: nil)
+        print("Starting the engine host…")
+        try await withEngineHost { engines, _ in try await measure(engines.host) }
+    }
+
+    func measure(_ host: EngineHostClient) async throws {
+        let synthesizer = EngineSpeechSynthesizer(host: host, cache: nil)
         let known = try await synthesizer.voices()
 
         print("\nSentence streaming, cache off (\(runs) runs each; first audio = the first sentence ready to play):")
@@ -59,22 +60,36 @@ struct BenchTTS: AsyncParsableCommand {
         }
         if latencyOnly { return }
 
-        print("\nEmotions at intensity 1.0, measured on the output (F0: autocorrelation median; rate: phonemes per second of speech):")
-        print("voice               emotion   F0 Hz   ΔF0 st   duration s  phonemes/s  level dBFS   round-trip WER")
+        // Piper samples durations and pitch noise, so one take of it can mislead (calm/neutral pitch has come out
+        // anywhere from −1.1 to −0.2 semitones): its rows are means over `takes`. Festival is deterministic.
+        print("\nEmotions at intensity 1.0, measured on the output (F0: autocorrelation median; rate: phonemes per second of speech;")
+        print("Piper rows: mean of \(takes) takes, duration range in brackets; WER of the first take):")
+        print("voice               emotion   F0 Hz   ΔF0 st   duration s          phonemes/s  level dBFS   round-trip WER")
         for id in ["en_US-joe-medium", "slt", "msu_ru_nsh"] {
             guard let voice = known.first(where: { $0.id == id }) else { continue }
             let text = Self.texts[voice.language]!
+            let count = voice.engine == "piper" ? max(1, takes) : 1
             var neutralF0: Double?
             for emotion in SpeechEmotion.allCases {
-                let segment = try await synthesizer.synthesize(text, options: SynthesisOptions(voice: id, language: voice.language, emotion: emotion, intensity: 1))
-                let f0 = ProsodyMeasure.medianF0(segment.samples16k) ?? 0
+                var f0s: [Double] = [], durations: [Double] = [], rates: [Double] = [], levels: [Double] = []
+                var wer = 0.0, misheard = ""
+                for take in 0..<count {
+                    let segment = try await synthesizer.synthesize(text, options: SynthesisOptions(voice: id, language: voice.language, emotion: emotion, intensity: 1))
+                    f0s.append(ProsodyMeasure.medianF0(segment.samples16k) ?? 0)
+                    durations.append(segment.duration)
+                    rates.append(segment.timings.map(Self.phonemeRate) ?? 0)
+                    levels.append(ProsodyMeasure.activeLevel(segment.samples16k))
+                    guard take == 0 else { continue }
+                    let heard = try await host.transcribe(audio: segment.wav, language: voice.language)
+                    wer = WordErrorRate.of(reference: text, hypothesis: heard.text)
+                    misheard = wer > 0 ? "  heard: \(heard.text)" : ""
+                }
+                func mean(_ values: [Double]) -> Double { values.reduce(0, +) / Double(values.count) }
+                let f0 = mean(f0s)
                 if emotion == .neutral { neutralF0 = f0 }
                 let semitones = neutralF0.map { f0 > 0 && $0 > 0 ? 12 * log2(f0 / $0) : 0 } ?? 0
-                let rate = segment.timings.map(Self.phonemeRate) ?? 0
-                let heard = try await engines.host.transcribe(audio: segment.wav, language: voice.language)
-                let wer = WordErrorRate.of(reference: text, hypothesis: heard.text)
-                let misheard = wer > 0 ? "  heard: \(heard.text)" : ""
-                print(String(format: "%@ %@ %6.1f   %+5.1f    %6.2f      %6.1f      %6.1f       %5.1f %%", id.padding(toLength: 19, withPad: " ", startingAt: 0), emotion.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0), f0, semitones, segment.duration, rate, ProsodyMeasure.activeLevel(segment.samples16k), wer * 100) + misheard)
+                let range = count > 1 ? String(format: "[%.2f–%.2f]", durations.min()!, durations.max()!) : ""
+                print(String(format: "%@ %@ %6.1f   %+5.1f    %6.2f %@ %6.1f      %6.1f       %5.1f %%", id.padding(toLength: 19, withPad: " ", startingAt: 0), emotion.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0), f0, semitones, mean(durations), range.padding(toLength: 12, withPad: " ", startingAt: 0), mean(rates), mean(levels), wer * 100) + misheard)
             }
         }
     }
