@@ -14,6 +14,9 @@ struct BenchASR: AsyncParsableCommand {
     @Option(help: "Folder with the LibriVox clips and their `transcription` file (Debian pocketsphinx-testdata).")
     var clips = "/usr/share/pocketsphinx/test/data/librivox"
 
+    @Option(help: "Silence (seconds) after which the speculative final starts (RecognizerOptions.speculativeFinalAfter).")
+    var speculateAfter = RecognizerOptions().speculativeFinalAfter
+
     @Option(help: "Streamed utterances per clip for the latency figure.")
     var runs = 2
 
@@ -93,6 +96,7 @@ struct BenchASR: AsyncParsableCommand {
     private func streamRealTime(_ host: EngineHostClient, _ speech: [Float]) async throws -> (latency: Double, partials: Int)? {
         var options = RecognizerOptions()
         options.endOfUtteranceSilence = silence
+        options.speculativeFinalAfter = speculateAfter
         options.language = "en"
         let recognizer = try StreamingSpeechRecognizer(host: host, cache: nil, options: options)
         let audio = speech + [Float](repeating: 0, count: 32000)

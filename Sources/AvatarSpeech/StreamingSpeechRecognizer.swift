@@ -8,10 +8,13 @@ import Foundation
 public struct RecognizerOptions: Sendable, Equatable {
     /// Silence after speech that ends an utterance, seconds.
     public var endOfUtteranceSilence: Double = 0.5
-    /// Start the final transcription after 0.2 s of silence, while the VAD waits out
+    /// Start the final transcription after `speculativeFinalAfter` of silence, while the VAD waits out
     /// `endOfUtteranceSilence`; discarded if speech resumes. Cuts the end-of-speech latency by the
     /// overlap, at the cost of an occasional wasted Whisper pass.
     public var speculativeFinal = true
+    /// Silence (seconds) after which the speculative final starts. The audio it sends is always the speech
+    /// plus 0.2 s; when less than 0.2 s of silence has arrived, the rest is padded with zeros.
+    public var speculativeFinalAfter: Double = 0.15
     /// Audio (seconds) between partial transcripts while the person speaks; 0 turns partials off.
     public var partialInterval: Double = 1.0
     /// New audio (seconds) between two VAD checks.
@@ -40,6 +43,7 @@ public struct RecognizerOptions: Sendable, Equatable {
     func validated() throws -> RecognizerOptions {
         guard endOfUtteranceSilence >= 0.1, endOfUtteranceSilence <= 5 else { throw SpeechError.invalidOption("endOfUtteranceSilence must be 0.1…5 s") }
         guard partialInterval == 0 || partialInterval >= 0.25 else { throw SpeechError.invalidOption("partialInterval must be 0 (off) or ≥ 0.25 s") }
+        guard (0.05...0.2).contains(speculativeFinalAfter) else { throw SpeechError.invalidOption("speculativeFinalAfter must be 0.05…0.2 s") }
         guard vadHop >= 0.032, vadHop <= 1 else { throw SpeechError.invalidOption("vadHop must be 0.032…1 s") }
         guard (0.05...0.95).contains(speechThreshold) else { throw SpeechError.invalidOption("speechThreshold must be 0.05…0.95") }
         guard maxUtterance >= 1, maxUtterance <= 30 else { throw SpeechError.invalidOption("maxUtterance must be 1…30 s") }
@@ -164,12 +168,14 @@ public actor StreamingSpeechRecognizer: SpeechRecognizer {
         }
         if end - lastSpeechEnd >= Int(options.endOfUtteranceSilence * Self.rate) {
             try await finalize(endingAt: min(end, lastSpeechEnd + tail))
-        } else if options.speculativeFinal, speculation == nil, end - lastSpeechEnd >= tail {
+        } else if options.speculativeFinal, speculation == nil, end - lastSpeechEnd >= Int(options.speculativeFinalAfter * Self.rate) {
             // Likely the end of the utterance: transcribe it now, while the VAD confirms the silence.
-            // The audio is exactly what `finalize` would send (speech + 0.2 s), so the result is the same.
-            let slice = pending[utteranceStart..<(lastSpeechEnd + tail)]
+            // The audio is what `finalize` would send (speech + 0.2 s; silence not yet heard is zeros).
+            var slice = pending[utteranceStart..<min(end, lastSpeechEnd + tail)]
+            if lastSpeechEnd + tail > end { slice = (Array(slice) + [Float](repeating: 0, count: lastSpeechEnd + tail - end))[...] }
+            let request = request(slice)
             speculation = (pendingStart + utteranceStart, pendingStart + lastSpeechEnd, pendingStart + lastSpeechEnd + tail,
-                           Task { try await self.recognize(slice, cached: true) })
+                           Task { try await self.recognize(request, cached: true) })
         } else if end - utteranceStart >= Int(options.maxUtterance * Self.rate) {
             try await finalize(endingAt: end)
             // Still speaking: the next utterance starts right here.
@@ -232,24 +238,45 @@ public actor StreamingSpeechRecognizer: SpeechRecognizer {
         continuation.yield(event)
     }
 
-    /// Whisper on `audio` in the session's language (or detecting it); locks a confident detection.
-    private func recognize(_ audio: ArraySlice<Float>, cached useCache: Bool) async throws -> (transcription: Transcription, fromCache: Bool) {
+    /// What one Whisper request sends: taken when the request is decided, so a speculative final that
+    /// runs later still sends the noise profile and language of that moment (not whatever the session
+    /// heard meanwhile), and the result does not depend on scheduling.
+    private struct Request: Sendable {
+        var wav: Data
+        var seconds: Double
+        var language: String?
+        var noise: Data?
+        var key: String
+    }
+
+    private func request(_ audio: ArraySlice<Float>) -> Request {
         let wav = PCM.wav(audio)
         // The session's background as the noise profile, once there is enough of it (else the engine
         // learns it from the clip's own pauses).
         let noise = options.denoise && background.count >= Int(0.25 * Self.rate) ? PCM.wav(background[...]) : nil
         let key = [ContentHash.of(wav), language ?? "auto:" + options.languageCandidates.joined(separator: ","),
                    options.denoise ? "denoise:" + (noise.map { ContentHash.of($0) } ?? "clip") : "raw"].joined(separator: "|")
-        if useCache, let cache, let bytes = await cache.get("asr", ContentHash.of(key)),
+        return Request(wav: wav, seconds: Double(audio.count) / Self.rate, language: language, noise: noise, key: key)
+    }
+
+    /// Whisper on `audio` in the session's language (or detecting it); locks a confident detection.
+    private func recognize(_ audio: ArraySlice<Float>, cached useCache: Bool) async throws -> (transcription: Transcription, fromCache: Bool) {
+        try await recognize(request(audio), cached: useCache)
+    }
+
+    private func recognize(_ request: Request, cached useCache: Bool) async throws -> (transcription: Transcription, fromCache: Bool) {
+        if useCache, let cache, let bytes = await cache.get("asr", ContentHash.of(request.key)),
            let hit = try? JSONDecoder().decode(Transcription.self, from: Data(bytes)) {
-            lockIfConfident(hit, seconds: Double(audio.count) / Self.rate)
+            lockIfConfident(hit, seconds: request.seconds)
             return (hit, true)
         }
-        let result = try await host.transcribe(audio: wav, language: language, languageCandidates: language == nil ? options.languageCandidates : [], denoise: options.denoise, noise: noise)
+        let result = try await host.transcribe(audio: request.wav, language: request.language,
+                                               languageCandidates: request.language == nil ? options.languageCandidates : [],
+                                               denoise: options.denoise, noise: request.noise)
         if useCache, let cache, let bytes = try? JSONEncoder().encode(result) {
-            await cache.set("asr", ContentHash.of(key), Array(bytes), ttl: 24 * 3600)
+            await cache.set("asr", ContentHash.of(request.key), Array(bytes), ttl: 24 * 3600)
         }
-        lockIfConfident(result, seconds: Double(audio.count) / Self.rate)
+        lockIfConfident(result, seconds: request.seconds)
         return (result, false)
     }
 

@@ -246,6 +246,12 @@ struct SpeechRecognizerTests {
         var options = RecognizerOptions()
         options.endOfUtteranceSilence = 0
         #expect(throws: SpeechError.self) { _ = try StreamingSpeechRecognizer(host: host, cache: nil, options: options) }
+        options = RecognizerOptions()
+        options.speculativeFinalAfter = 0.5
+        #expect { _ = try StreamingSpeechRecognizer(host: host, cache: nil, options: options) } throws: { error in
+            guard case SpeechError.invalidOption(let message) = error else { return false }
+            return message.contains("speculativeFinalAfter")
+        }
 
         let finished = try StreamingSpeechRecognizer(host: host, cache: nil)
         try await finished.finish()
