@@ -157,24 +157,32 @@ def synthesised_sentences():
     return sentences
 
 
+def score(engine, items, on_miss=None):
+    """Whisper in-process on (audio, text, language) items: word errors, reference words, seconds."""
+    import time
+    errors = total = 0
+    started = time.monotonic()
+    for audio, text, language in items:
+        heard = engine._run(audio, language=language, temperature=None, prompt=None)["text"]
+        missed = edits(words(text), words(heard))
+        errors += missed
+        total += len(words(text))
+        if missed and on_miss:
+            on_miss(text, heard)
+    return errors, total, time.monotonic() - started
+
+
 def beam():
     """Whisper time and WER with beam 2 (the default) and greedy decoding, default window."""
-    import time
     items = synthesised_sentences() + librivox()
     engine = recognizer()
     for size in (2, 1):
         engine.beam_size = size
-        errors = total = 0
-        started = time.monotonic()
-        for audio, text, language in items:
-            heard = engine._run(audio, language=language, temperature=None, prompt=None)["text"]
-            errors += edits(words(text), words(heard))
-            total += len(words(text))
-        print(f"beam {size}: WER {100 * errors / total:.1f} % ({errors}/{total}), {time.monotonic() - started:.2f} s", flush=True)
+        errors, total, seconds = score(engine, items)
+        print(f"beam {size}: WER {100 * errors / total:.1f} % ({errors}/{total}), {seconds:.2f} s", flush=True)
 
 
 def window():
-    import time
     sentences = synthesised_sentences()
     clips = librivox()
     guard = asr.looks_looped
@@ -186,15 +194,11 @@ def window():
         rows = {}
         for name, items in (("en", [s for s in sentences if s[2] == "en"]), ("ru", [s for s in sentences if s[2] == "ru"]),
                             ("librivox", clips)):
-            errors = total = 0
-            started = time.monotonic()
-            for audio, text, language in items:
-                heard = engine._run(audio, language=language, temperature=None, prompt=None)["text"]
-                errors += edits(words(text), words(heard))
-                total += len(words(text))
-                if name == "ru" and edits(words(text), words(heard)):
+            def show(text, heard, name=name):
+                if name == "ru":
                     print(f"    {label}: {text!r} heard as {heard!r}")
-            rows[name] = (100 * errors / total, time.monotonic() - started)
+            errors, total, seconds = score(engine, items, on_miss=show)
+            rows[name] = (100 * errors / total, seconds)
         print(f"{label}: " + ", ".join(f"{k} WER {w:.1f} % ({t:.2f} s)" for k, (w, t) in rows.items()), flush=True)
 
     short = recognizer(short_window=True)
