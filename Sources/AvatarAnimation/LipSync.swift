@@ -14,8 +14,8 @@ public struct AudioSamples: Sendable {
     }
 
     /// Decodes any audio ffmpeg reads, converted to 16 kHz mono.
-    public static func load(_ path: String) throws -> AudioSamples {
-        let result = ChildProcess.run(["ffmpeg", "-v", "error", "-i", path, "-vn", "-ac", "1", "-ar", "16000", "-f", "s16le", "-"])
+    public static func load(_ path: String) async throws -> AudioSamples {
+        let result = await ChildProcess.output(of: ["ffmpeg", "-v", "error", "-i", path, "-vn", "-ac", "1", "-ar", "16000", "-f", "s16le", "-"])
         guard result.status == 0 else {
             let lines = String(decoding: result.error, as: UTF8.self).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
             let reason = lines.first { $0.lowercased().contains("invalid") || $0.lowercased().contains("no such file") } ?? "not an audio file ffmpeg can decode"

@@ -45,13 +45,13 @@ public struct RGBImage: Sendable {
     }
 
     /// Decodes any image ffmpeg reads (PNG, JPEG, WebP, BMP…).
-    public static func load(_ path: String) throws -> RGBImage {
-        let probe = ChildProcess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height", "-of", "csv=p=0", path])
+    public static func load(_ path: String) async throws -> RGBImage {
+        let probe = await ChildProcess.output(of: ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height", "-of", "csv=p=0", path])
         let size = String(decoding: probe.output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",").compactMap { Int($0) }
         guard probe.status == 0, size.count == 2, size[0] > 0, size[1] > 0 else {
             throw AnimationError.unreadableImage(probe.status == 0 ? "not an image" : String(decoding: probe.error, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
         }
-        let decoded = ChildProcess.run(["ffmpeg", "-v", "error", "-i", path, "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        let decoded = await ChildProcess.output(of: ["ffmpeg", "-v", "error", "-i", path, "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
         guard decoded.status == 0, decoded.output.count == size[0] * size[1] * 3 else {
             throw AnimationError.unreadableImage("decoding failed: \(String(decoding: decoded.error.prefix(200), as: UTF8.self))")
         }

@@ -12,19 +12,14 @@ public struct VideoExporter: Sendable {
     }
 
     /// Writes `output`; `progress` gets (frames done, frames total). With `timings` (the synthesizer's phoneme
-    /// times for this audio) the lips follow the phonemes; without, the audio alone.
+    /// times for this audio) the lips follow the phonemes; without, the audio alone. Cancelling the calling task
+    /// stops ffmpeg and throws `CancellationError`.
     public func export(audioPath: String, audio: AudioSamples, timings: SpeechTimings? = nil, emotion: String, intensity: Double, output: String,
-                       progress: (Int, Int) -> Void = { _, _ in }) throws {
+                       progress: @escaping @Sendable (Int, Int) -> Void = { _, _ in }) async throws {
         let mouth = MouthTrack(timings: timings, audio: audio, fps: fps)
         let expression = ExpressionTrack(duration: audio.duration, emotion: emotion, intensity: intensity)
         let frames = mouth.shapes.count
-        let errorPath = NSTemporaryDirectory() + "avatar-ffmpeg-\(UUID().uuidString).log"
-        _ = FileManager.default.createFile(atPath: errorPath, contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: errorPath) }
-
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
+        let arguments = [
             "ffmpeg", "-v", "error", "-y",
             "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "\(FaceRig.size)x\(FaceRig.size)", "-r", String(Int(fps)), "-i", "-",
             "-i", audioPath,
@@ -33,74 +28,57 @@ public struct VideoExporter: Sendable {
             "-c:a", "aac", "-b:a", "96k",
             "-t", String(format: "%.3f", audio.duration), "-movflags", "+faststart", output,
         ]
-        let input = Pipe()
-        process.standardInput = input
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle(forWritingAtPath: errorPath)
-        do { try process.run() } catch { throw AnimationError.encoderFailed("ffmpeg not found; run `avatar setup`") }
-
-        // Pipelined: while one batch is written to ffmpeg (which encodes it on its own threads), the next is
-        // rendered on every core into the other half of a double buffer.
-        let frameBytes = FaceRig.size * FaceRig.size * 3
-        let batch = max(2, ProcessInfo.processInfo.activeProcessorCount * 4)
-        let buffers = (0..<2).map { _ in UnsafeMutableBufferPointer<UInt8>.allocate(capacity: frameBytes * batch) }
-        defer { buffers.forEach { $0.deallocate() } }
-        let writer = FrameWriter(handle: input.fileHandleForWriting)
-        var next = 0, slot = 0
-        while next < frames, !writer.failed {
-            let count = min(batch, frames - next)
-            let first = next
-            let poses = (0..<count).map { i in expression.pose(at: Double(first + i) / fps, mouth: mouth.shapes[first + i]) }
-            let base = UnsafeSendablePointer(buffers[slot].baseAddress!)
-            DispatchQueue.concurrentPerform(iterations: count) { i in
-                renderer.render(poses[i], to: base.pointer + i * frameBytes)
+        let renderer = self.renderer
+        let fps = self.fps
+        let outcome: (value: Bool, result: ChildProcess.Result)
+        do {
+            outcome = try await ChildProcess.withStandardInput(arguments) { input in
+                // Pipelined: while one batch is written to ffmpeg (which encodes it on its own threads), the next is
+                // rendered on every core — on Dispatch's threads, not Swift's cooperative pool.
+                let frameBytes = FaceRig.size * FaceRig.size * 3
+                let batch = max(2, ProcessInfo.processInfo.activeProcessorCount * 4)
+                var next = 0
+                var writing: Task<Void, any Error>?
+                while next < frames {
+                    let count = min(batch, frames - next)
+                    let poses = (0..<count).map { i in expression.pose(at: Double(next + i) / fps, mouth: mouth.shapes[next + i]) }
+                    let pixels = await Self.render(poses, renderer: renderer, frameBytes: frameBytes)
+                    try await writing?.value
+                    try Task.checkCancellation()
+                    writing = Task { try await input.write(pixels) }
+                    next += count
+                    progress(next, frames)
+                }
+                try await writing?.value
+                return true
             }
-            writer.write(base, bytes: count * frameBytes)
-            next += count
-            slot = 1 - slot
-            progress(next, frames)
+        } catch let error as ChildProcessError {
+            if case .notFound = error { throw AnimationError.encoderFailed("ffmpeg not found; run `avatar setup`") }
+            throw AnimationError.encoderFailed(error.message)
         }
-        writer.finish()
-        let writeFailed = writer.failed
-        try? input.fileHandleForWriting.close()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0, !writeFailed else {
-            let log = FileManager.default.contents(atPath: errorPath).map { String(decoding: $0.suffix(400), as: UTF8.self) } ?? ""
-            throw AnimationError.encoderFailed("ffmpeg exited with \(process.terminationStatus): \(log)")
+        guard outcome.result.status == 0 else {
+            throw AnimationError.encoderFailed("ffmpeg exited with \(outcome.result.status): \(Self.tail(outcome.result))")
         }
     }
-}
 
-/// Writes rendered batches to ffmpeg on its own thread, one batch in flight: `write` waits only until the
-/// previous batch is written, so rendering the next batch overlaps the pipe write and ffmpeg's encoding.
-final class FrameWriter: @unchecked Sendable {
-    private let handle: FileHandle
-    private let idle = DispatchSemaphore(value: 1)
-    private let lock = NSLock()
-    private var error = false
-
-    init(handle: FileHandle) { self.handle = handle }
-
-    var failed: Bool { lock.withLock { error } }
-
-    /// Starts writing `bytes` at `pointer`; the memory must stay untouched until the next `write` or `finish` returns.
-    func write(_ pointer: UnsafeSendablePointer, bytes: Int) {
-        idle.wait()
-        let thread = Thread { [self] in
-            do {
-                try handle.write(contentsOf: Data(bytesNoCopy: pointer.pointer, count: bytes, deallocator: .none))
-            } catch {
-                lock.withLock { self.error = true }
-            }
-            idle.signal()
-        }
-        thread.start()
+    private static func tail(_ result: ChildProcess.Result) -> String {
+        String(decoding: result.error.suffix(400), as: UTF8.self)
     }
 
-    /// Waits for the last write.
-    func finish() {
-        idle.wait()
-        idle.signal()
+    /// Renders `poses` into one buffer, in parallel on Dispatch's threads.
+    private static func render(_ poses: [FacePose], renderer: FaceRenderer, frameBytes: Int) async -> Data {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global(qos: .userInitiated).async {
+                var pixels = Data(count: poses.count * frameBytes)
+                pixels.withUnsafeMutableBytes { raw in
+                    let base = UnsafeSendablePointer(raw.bindMemory(to: UInt8.self).baseAddress!)
+                    DispatchQueue.concurrentPerform(iterations: poses.count) { i in
+                        renderer.render(poses[i], to: base.pointer + i * frameBytes)
+                    }
+                }
+                continuation.resume(returning: pixels)
+            }
+        }
     }
 }
 

@@ -45,7 +45,8 @@ struct BenchASR: AsyncParsableCommand {
 
     private func measure(_ host: EngineHostClient) async throws {
         let clips = try loadClips()
-        let audio = try clips.map { try AudioSamples.load($0.path) }
+        var audio: [AudioSamples] = []
+        for clip in clips { audio.append(try await AudioSamples.load(clip.path)) }
 
         // Real-time factor of a whole-clip transcription (language given, as after the lock).
         var rtf: [Double] = []
@@ -127,7 +128,7 @@ struct BenchASR: AsyncParsableCommand {
         guard FileManager.default.fileExists(atPath: noisePath) else {
             fail("no noise recording at \(noisePath): install colobot-common-sounds (`avatar setup --with-test-tools`), pass --noise FILE, or --noise none", code: 2)
         }
-        let noise = try AudioSamples.load(noisePath).samples
+        let noise = try await AudioSamples.load(noisePath).samples
         let reference = Array(repeating: clips.map(\.text).joined(separator: " "), count: noiseOffsets).joined(separator: " ")
         var streamed: [Bool: [String]] = [false: [], true: []], whole: [Bool: [String]] = [false: [], true: []]
         var profiles: [String: Int] = [:]

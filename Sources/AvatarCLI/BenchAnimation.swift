@@ -16,7 +16,7 @@ private func benchRenderer(photo: String?) async throws -> (renderer: FaceRender
         let data = try Data(contentsOf: URL(fileURLWithPath: photoPath))
         let face = try await landmarksWhenReady(engines.host, image: data, timeout: settings.engineStartTimeout)
         let start = ContinuousClock.now
-        let rig = try FaceRig(photo: try RGBImage.load(photoPath), landmarks: face.landmarks)
+        let rig = try FaceRig(photo: try await RGBImage.load(photoPath), landmarks: face.landmarks)
         return (FaceRenderer(rig: rig), (ContinuousClock.now - start).seconds)
     }
 }
@@ -59,11 +59,12 @@ struct BenchRender: AsyncParsableCommand {
         print(String(format: "deform + render 512², one core: %.2f ms/frame = %.0f frames/s", perFrame * 1000, 1 / perFrame))
         print(String(format: "deform + render + JPEG (q80), one core: %.2f ms/frame = %.0f frames/s, %d KiB/frame", perJPEGFrame * 1000, 1 / perJPEGFrame, bytes / frames / 1024))
 
-        let speech = audio ?? BenchGenerate.joinedLibriVox()
-        let sound = try AudioSamples.load(speech)
+        let speech: String
+        if let audio { speech = audio } else { speech = await BenchGenerate.joinedLibriVox() }
+        let sound = try await AudioSamples.load(speech)
         let output = NSTemporaryDirectory() + "avatar-bench.mp4"
         let exportStart = ContinuousClock.now
-        try VideoExporter(renderer: renderer).export(audioPath: speech, audio: sound, emotion: "neutral", intensity: 0, output: output)
+        try await VideoExporter(renderer: renderer).export(audioPath: speech, audio: sound, emotion: "neutral", intensity: 0, output: output)
         let exportTime = (ContinuousClock.now - exportStart).seconds
         print(String(format: "export %.1f s of speech to MP4: %.1f s, real-time factor %.2f (render + H.264 + AAC, 2 cores)", sound.duration, exportTime, exportTime / sound.duration))
     }
@@ -88,11 +89,12 @@ struct BenchGenerate: AsyncParsableCommand {
 
     func run() async throws {
         let renderer = try await benchRenderer(photo: photo).renderer
-        let speech = audio ?? Self.joinedLibriVox()
+        let speech: String
+        if let audio { speech = audio } else { speech = await Self.joinedLibriVox() }
         let speechTimings = try timings.map { try JSONDecoder().decode(SpeechTimings.self, from: Data(contentsOf: URL(fileURLWithPath: $0))) }
         let output = NSTemporaryDirectory() + "avatar-bench-generate.mp4"
         print("export = decode audio + lip sync + render (\(ProcessInfo.processInfo.activeProcessorCount) cores, pipelined) + libx264 ultrafast CRF 18 + AAC 96 kb/s")
-        let sample = try AudioSamples.load(speech)
+        let sample = try await AudioSamples.load(speech)
         let lipStart = ContinuousClock.now
         _ = MouthTrack(timings: speechTimings, audio: sample)
         print(String(format: "lip sync alone (%@): %.0f ms for %.1f s of speech", speechTimings == nil ? "audio: MFCC + loudness" : "timings + loudness", (ContinuousClock.now - lipStart).seconds * 1000, sample.duration))
@@ -100,8 +102,8 @@ struct BenchGenerate: AsyncParsableCommand {
         for run in 1...max(runs, 1) {
             let load = Self.loadAverage()
             let start = ContinuousClock.now
-            let sound = try AudioSamples.load(speech)
-            try VideoExporter(renderer: renderer).export(audioPath: speech, audio: sound, timings: speechTimings, emotion: "neutral", intensity: 0, output: output)
+            let sound = try await AudioSamples.load(speech)
+            try await VideoExporter(renderer: renderer).export(audioPath: speech, audio: sound, timings: speechTimings, emotion: "neutral", intensity: 0, output: output)
             let seconds = (ContinuousClock.now - start).seconds
             factors.append(seconds / sound.duration)
             print(String(format: "run %d: %.1f s of speech in %.2f s: real-time factor %.3f (load average before: %@)", run, sound.duration, seconds, seconds / sound.duration, load))
@@ -117,14 +119,14 @@ struct BenchGenerate: AsyncParsableCommand {
     }
 
     /// The LibriVox clips of pocketsphinx-testdata joined into one WAV (24.7 s of speech).
-    static func joinedLibriVox() -> String {
+    static func joinedLibriVox() async -> String {
         let speech = NSTemporaryDirectory() + "avatar-bench-speech.wav"
         let directory = "/usr/share/pocketsphinx/test/data/librivox"
         let clips = (try? FileManager.default.contentsOfDirectory(atPath: directory))?.filter { $0.hasSuffix(".wav") }.sorted() ?? []
         guard !clips.isEmpty else { fail("no --audio and no pocketsphinx-testdata clips", code: 2) }
         let inputs = clips.flatMap { ["-i", directory + "/" + $0] }
-        let joined = Shell.capture(["ffmpeg", "-v", "error", "-y"] + inputs + ["-filter_complex", "concat=n=\(clips.count):v=0:a=1", speech])
-        guard joined.succeeded else { fail("cannot join the test clips: \(joined.output)") }
+        let joined = await ChildProcess.capture(["ffmpeg", "-v", "error", "-y"] + inputs + ["-filter_complex", "concat=n=\(clips.count):v=0:a=1", speech])
+        guard joined.succeeded else { fail("cannot join the test clips: \(joined.text)") }
         return speech
     }
 }

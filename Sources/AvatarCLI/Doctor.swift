@@ -14,7 +14,7 @@ struct Doctor: AsyncParsableCommand {
 
     func run() async throws {
         let settings = try await loadSettings()
-        var checks = AvatarSetup.Doctor(settings: settings).checks()
+        var checks = await AvatarSetup.Doctor(settings: settings).checks()
         checks.append(dataDirectoryCheck(settings))
         checks += await serverChecks(settings)
 

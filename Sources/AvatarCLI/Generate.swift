@@ -76,8 +76,8 @@ struct Generate: AsyncParsableCommand {
         let sound: AudioSamples
         var speechTimings: SpeechTimings?
         do {
-            image = try RGBImage.load(photo)
-            sound = try AudioSamples.load(audio)
+            image = try await RGBImage.load(photo)
+            sound = try await AudioSamples.load(audio)
         } catch let error as any AvatarError {
             fail(error.userMessage, code: 2)
         }
@@ -107,7 +107,7 @@ struct Generate: AsyncParsableCommand {
         do {
             let rig = try FaceRig(photo: image, landmarks: face.landmarks)
             let exporter = VideoExporter(renderer: FaceRenderer(rig: rig))
-            try exporter.export(audioPath: audio, audio: sound, timings: speechTimings, emotion: emotion, intensity: intensity, output: output) { done, total in
+            try await exporter.export(audioPath: audio, audio: sound, timings: speechTimings, emotion: emotion, intensity: intensity, output: output) { done, total in
                 ProgressBar.show(done, total)
             }
         } catch let error as any AvatarError {
@@ -125,16 +125,10 @@ struct Generate: AsyncParsableCommand {
         guard let checkout = settings.sadTalkerDir else {
             fail(SadTalkerError.notInstalled("AVATAR_SADTALKER_DIR is not set").userMessage, code: 2)
         }
-        let locate = Process()
-        locate.executableURL = URL(fileURLWithPath: settings.pythonPath)
-        locate.arguments = ["-c", "import avatar_engine, os; print(os.path.dirname(avatar_engine.__file__))"]
-        let pipe = Pipe()
-        locate.standardOutput = pipe
-        locate.standardError = FileHandle.nullDevice
-        do { try locate.run() } catch { fail("the engine venv is missing; run `avatar setup`") }
-        let directory = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        locate.waitUntilExit()
-        guard locate.terminationStatus == 0, !directory.isEmpty else { fail("the engine code is not linked; run `avatar setup`") }
+        let locate = await ChildProcess.output(of: [settings.pythonPath, "-c", "import avatar_engine, os; print(os.path.dirname(avatar_engine.__file__))"])
+        if locate.status == 127 { fail("the engine venv is missing; run `avatar setup`") }
+        let directory = locate.text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard locate.succeeded, !directory.isEmpty else { fail("the engine code is not linked; run `avatar setup`") }
         let adapter = SadTalkerAdapter(command: [settings.sadTalkerPython, directory + "/sadtalker_job.py"], checkout: checkout, checkpoints: settings.sadTalkerCheckpoints)
         do {
             let result = try await adapter.generate(photo: absolute(photo), audio: absolute(audio), output: absolute(output))

@@ -63,7 +63,7 @@ public actor ManagedEngine: EngineEndpoint {
     private var state: ComponentStatus.State = .starting
     private var reason: String? = "not started yet"
     private var port: Int?
-    private var process: Process?
+    private var child: RunningChild?
     private var restarts = 0
     private var lastExit: String?
 
@@ -87,15 +87,14 @@ public actor ManagedEngine: EngineEndpoint {
     public func status() -> ComponentStatus {
         var details: [String: String] = ["restarts": String(restarts)]
         if let port { details["url"] = "\(spec.scheme)://127.0.0.1:\(port)" }
-        if let process, process.isRunning { details["pid"] = String(process.processIdentifier) }
+        if let pid = child?.pid { details["pid"] = String(pid) }
         if let lastExit { details["last_exit"] = lastExit }
         return ComponentStatus(name: engineName, state: state, reason: state == .ready ? nil : reason, details: details)
     }
 
     /// The child's process id while it runs.
     public func pid() -> Int32? {
-        guard let process, process.isRunning else { return nil }
-        return process.processIdentifier
+        child?.pid
     }
 
     /// Supervises until cancelled, then stops the child.
@@ -125,13 +124,11 @@ public actor ManagedEngine: EngineEndpoint {
         self.port = port
         state = .starting
         reason = "starting (loading models)"
-        let exit = ExitSignal()
-        do {
-            try spawn(port: port, exit: exit)
-        } catch {
-            return "cannot start \(spec.executable): \(error.localizedDescription)"
+        let exit = spawn(port: port)
+        guard let pid = await exit.started() else {
+            return describeExit(exit.status ?? (.exited(127), "cannot start \(spec.executable)"), duringStart: true)
         }
-        logger.info("engine started", metadata: ["pid": .stringConvertible(process?.processIdentifier ?? 0), "port": .stringConvertible(port)])
+        logger.info("engine started", metadata: ["pid": .stringConvertible(pid), "port": .stringConvertible(port)])
 
         let deadline = ContinuousClock.now + .seconds(spec.startTimeout)
         var ready = false
@@ -168,54 +165,45 @@ public actor ManagedEngine: EngineEndpoint {
         return "cancelled"
     }
 
-    private func spawn(port: Int, exit: ExitSignal) throws {
-        let fm = FileManager.default
-        try fm.createDirectory(atPath: (spec.logFile as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        if !fm.fileExists(atPath: spec.logFile) { _ = fm.createFile(atPath: spec.logFile, contents: nil) }
-        guard let log = FileHandle(forWritingAtPath: spec.logFile) else {
-            throw EngineError.unavailable(engine: engineName, reason: "cannot write its log file \(spec.logFile)")
+    /// Starts the child through the project's launcher (empty signal mask, its own process group); its
+    /// output is appended to the log file. The returned child reports its pid and, later, how it ended.
+    private func spawn(port: Int) -> RunningChild {
+        let child = RunningChild()
+        let arguments = [spec.executable] + spec.arguments(port)
+        let options = ChildProcess.Options(environment: spec.environment, grace: .seconds(policy.stopGrace))
+        let logFile = spec.logFile
+        child.task = Task {
+            do {
+                let termination = try await ChildProcess.runLogged(arguments, logFile: logFile, options: options) { pid in
+                    child.setStarted(pid)
+                }
+                child.finish(termination, detail: nil)
+            } catch {
+                child.finish(.exited(127), detail: (error as? ChildProcessError)?.message ?? "\(error)")
+            }
         }
-        log.seekToEndOfFile()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: spec.executable)
-        process.arguments = spec.arguments(port)
-        var environment = ProcessInfo.processInfo.environment
-        for (key, value) in spec.environment { environment[key] = value }
-        process.environment = environment
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = log
-        process.standardError = log
-        process.terminationHandler = { child in
-            exit.set(child.terminationStatus, reason: child.terminationReason == .uncaughtSignal ? "signal" : "exit")
-        }
-        try process.run()
-        try? log.close()
-        self.process = process
+        self.child = child
+        return child
     }
 
-    private func describeExit(_ status: (Int32, String), duringStart: Bool) -> String {
-        let what = status.1 == "signal" ? "was killed by signal \(status.0)" : "exited with status \(status.0)"
-        let last = Self.lastLine(of: spec.logFile)
+    private func describeExit(_ status: (ChildProcess.Termination, String?), duringStart: Bool) -> String {
+        let what = status.1 ?? status.0.description
+        let last = status.1 == nil ? Self.lastLine(of: spec.logFile) : nil
         lastExit = what
-        process = nil
+        child = nil
         return (duringStart ? "\(what) while starting" : what) + (last.map { ": \($0)" } ?? "")
     }
 
-    /// SIGTERM, then SIGKILL after the grace period.
+    /// SIGTERM to the child's process group, then SIGKILL after the grace period (the launcher's teardown).
     private func stopChild() async {
-        guard let process, process.isRunning else { self.process = nil; return }
-        let pid = process.processIdentifier
-        kill(pid, SIGTERM)
-        let deadline = ContinuousClock.now + .seconds(policy.stopGrace)
-        while process.isRunning, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(50))
+        guard let child else { return }
+        self.child = nil
+        guard child.status == nil else { return }
+        child.task?.cancel()
+        await child.task?.value
+        if case .signaled(SIGKILL)? = child.status?.0 {
+            logger.warning("engine ignored SIGTERM; killed", metadata: ["pid": .stringConvertible(child.pid ?? 0)])
         }
-        if process.isRunning {
-            logger.warning("engine ignored SIGTERM; killing", metadata: ["pid": .stringConvertible(pid)])
-            kill(pid, SIGKILL)
-            process.waitUntilExit()
-        }
-        self.process = nil
     }
 
     static func lastLine(of path: String) -> String? {
@@ -228,23 +216,61 @@ public actor ManagedEngine: EngineEndpoint {
     }
 }
 
-/// Set from Foundation's termination handler thread, read by the supervising actor.
-final class ExitSignal: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: (Int32, String)?
-    private var lastProbe = ContinuousClock.now
+/// One life of a supervised child: its pid once started, how it ended once it did, and the task that runs it
+/// (cancelling that task stops the child).
+final class RunningChild: @unchecked Sendable {
+    private let state = Locked(State())
+    /// Set once, right after creation, by the supervising actor.
+    var task: Task<Void, Never>?
 
-    var status: (Int32, String)? { lock.withLock { value } }
+    private struct State: Sendable {
+        var pid: Int32?
+        var status: (ChildProcess.Termination, String?)?
+        var lastProbe = ContinuousClock.now
+        var waiters: [CheckedContinuation<Int32?, Never>] = []
+    }
 
-    func set(_ status: Int32, reason: String) {
-        lock.withLock { value = (status, reason) }
+    /// The pid while the child runs.
+    var pid: Int32? { state.withLock { $0.status == nil ? $0.pid : nil } }
+    /// How it ended (with a reason when it never started).
+    var status: (ChildProcess.Termination, String?)? { state.withLock { $0.status } }
+
+    func setStarted(_ pid: Int32) {
+        let waiters = state.withLock { value in
+            value.pid = pid
+            defer { value.waiters = [] }
+            return value.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: pid) }
+    }
+
+    func finish(_ termination: ChildProcess.Termination, detail: String?) {
+        let waiters = state.withLock { value in
+            value.status = (termination, detail)
+            defer { value.waiters = [] }
+            return value.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: nil) }
+    }
+
+    /// Waits until the child runs (its pid) or failed to start (nil).
+    func started() async -> Int32? {
+        await withCheckedContinuation { continuation in
+            let immediate: Int32?? = state.withLock { value in
+                if let pid = value.pid { return .some(pid) }
+                if value.status != nil { return .some(nil) }
+                value.waiters.append(continuation)
+                return .none
+            }
+            if let immediate { continuation.resume(returning: immediate) }
+        }
     }
 
     /// True once per `interval` seconds.
     func shouldProbe(every interval: Double) -> Bool {
-        lock.withLock {
-            guard ContinuousClock.now - lastProbe >= .seconds(interval) else { return false }
-            lastProbe = ContinuousClock.now
+        state.withLock { value in
+            guard ContinuousClock.now - value.lastProbe >= .seconds(interval) else { return false }
+            value.lastProbe = ContinuousClock.now
             return true
         }
     }

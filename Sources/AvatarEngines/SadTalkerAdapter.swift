@@ -63,38 +63,18 @@ public struct SadTalkerAdapter: Sendable {
         try JSONSerialization.data(withJSONObject: job).write(to: URL(fileURLWithPath: jobPath))
         defer { try? FileManager.default.removeItem(atPath: jobPath) }
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = command + [jobPath]
-        // The reply goes to a file, read after exit: no pipe to drain, no thread blocked on it.
-        let replyPath = jobPath + ".reply"
-        _ = FileManager.default.createFile(atPath: replyPath, contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: replyPath) }
-        process.standardOutput = FileHandle(forWritingAtPath: replyPath)
-        process.standardError = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        let exited = ExitSignal()
-        process.terminationHandler = { child in exited.set(child.terminationStatus, reason: "exit") }
-        do {
-            try process.run()
-        } catch {
-            throw SadTalkerError.notInstalled("cannot run \(command.first ?? "?"): \(error.localizedDescription)")
+        // The job enforces `timeout` on SadTalker itself; the launcher's deadline is the backstop for a hung job
+        // process (SIGTERM to its process group, SIGKILL after 5 s). Cancelling the calling task stops it too.
+        let result = await ChildProcess.output(of: command + [jobPath], options: ChildProcess.Options(timeout: .seconds(timeout + grace)))
+        if result.cancelled { throw CancellationError() }
+        if result.timedOut { throw SadTalkerError.timeout(timeout) }
+        if result.status == 127 {
+            throw SadTalkerError.notInstalled("cannot run \(command.first ?? "?"): \(String(decoding: result.error, as: UTF8.self))")
         }
-        // The job enforces `timeout` on SadTalker itself; this is the backstop for a hung job process.
-        let deadline = ContinuousClock.now + .seconds(timeout + grace)
-        while exited.status == nil {
-            if ContinuousClock.now > deadline || Task.isCancelled {
-                // SIGKILL: a parent's blocked SIGTERM may be inherited; the job's SadTalker child dies with it
-                // (PR_SET_PDEATHSIG, set by the job).
-                kill(process.processIdentifier, SIGKILL)
-                throw Task.isCancelled ? SadTalkerError.failed("cancelled") : SadTalkerError.timeout(timeout)
-            }
-            try? await Task.sleep(for: .milliseconds(100))
-        }
-        let text = String(decoding: FileManager.default.contents(atPath: replyPath) ?? Data(), as: UTF8.self)
+        let text = result.text
         guard let line = text.split(separator: "\n").last,
               let reply = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-            throw SadTalkerError.workerCrashed("exit status \(exited.status?.0 ?? -1), no reply")
+            throw SadTalkerError.workerCrashed("exit status \(result.status), no reply")
         }
         guard reply["ok"] as? Bool == true else {
             let message = reply["message"] as? String ?? "no details"

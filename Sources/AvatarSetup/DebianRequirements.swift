@@ -33,20 +33,20 @@ public enum DebianRequirements {
     ]
 
     /// The packages of `names` that `dpkg` does not report as installed.
-    public static func missing(_ names: [String]) -> [String] {
+    public static func missing(_ names: [String]) async -> [String] {
         guard !names.isEmpty else { return [] }
-        let result = Shell.capture(["dpkg-query", "-W", "-f", "${Package} ${Status}\n"] + names)
+        let result = await ChildProcess.output(of: ["dpkg-query", "-W", "-f", "${Package} ${Status}\n"] + names)
         var installed = Set<String>()
-        for line in result.output.split(separator: "\n") where line.hasSuffix("install ok installed") {
+        for line in result.text.split(separator: "\n") where line.hasSuffix("install ok installed") {
             installed.insert(String(line.split(separator: " ")[0]).components(separatedBy: ":")[0])
         }
         return names.filter { !installed.contains($0) }
     }
 
     /// The installed version of a package, if any.
-    public static func version(of package: String) -> String? {
-        let result = Shell.capture(["dpkg-query", "-W", "-f", "${Version}", package])
-        let text = result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    public static func version(of package: String) async -> String? {
+        let result = await ChildProcess.output(of: ["dpkg-query", "-W", "-f", "${Version}", package])
+        let text = result.text.trimmingCharacters(in: .whitespacesAndNewlines)
         return result.succeeded && !text.isEmpty ? text : nil
     }
 }

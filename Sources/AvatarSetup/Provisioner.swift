@@ -15,15 +15,15 @@ public struct SetupError: AvatarError {
 ///
 /// Every step checks before it acts, so a second run takes seconds: Debian packages by `dpkg-query`,
 /// Python packages by a hash of the requirement files, models by size and a recorded sha256.
-public struct Provisioner {
+public struct Provisioner: Sendable {
     public let settings: AvatarSettings
     /// The repository's `engine/` folder (requirements and the engine host's code).
     public let engineSource: String
     /// Also install what only the tests need (Chromium).
     public let includeTestTools: Bool
-    let print: (String) -> Void
+    let print: @Sendable (String) -> Void
 
-    public init(settings: AvatarSettings, engineSource: String, includeTestTools: Bool = false, print: @escaping (String) -> Void = { Swift.print($0) }) {
+    public init(settings: AvatarSettings, engineSource: String, includeTestTools: Bool = false, print: @escaping @Sendable (String) -> Void = { Swift.print($0) }) {
         self.settings = settings
         self.engineSource = engineSource
         self.includeTestTools = includeTestTools
@@ -31,10 +31,10 @@ public struct Provisioner {
     }
 
     /// Runs every step in order; stops at the first failure.
-    public func run() throws {
+    public func run() async throws {
         let started = Date()
         var timings: [(String, Double)] = []
-        let steps: [(String, () throws -> String)] = [
+        let steps: [(String, () async throws -> String)] = [
             ("Debian packages", installDebianPackages),
             ("Python environment", createVirtualEnvironment),
             ("Python packages", installPythonPackages),
@@ -44,7 +44,12 @@ public struct Provisioner {
         for (index, step) in steps.enumerated() {
             print("[\(index + 1)/\(steps.count)] \(step.0)…")
             let stepStart = Date()
-            let summary = try step.1()
+            let summary: String
+            do { summary = try await step.1() } catch {
+                try Task.checkCancellation() // a step whose child was stopped by a signal failed because of it
+                throw error
+            }
+            try Task.checkCancellation()
             let seconds = Date().timeIntervalSince(stepStart)
             timings.append((step.0, seconds))
             print("      \(summary) (\(String(format: "%.1f", seconds)) s)")
@@ -56,9 +61,9 @@ public struct Provisioner {
 
     // MARK: Steps
 
-    func installDebianPackages() throws -> String {
+    func installDebianPackages() async throws -> String {
         let wanted = DebianRequirements.runtime + (includeTestTools ? DebianRequirements.testOnly : [])
-        let missing = DebianRequirements.missing(wanted.map(\.package))
+        let missing = await DebianRequirements.missing(wanted.map(\.package))
         if missing.isEmpty { return "all \(wanted.count) present" }
         print("      installing \(missing.count): \(missing.joined(separator: " "))")
         let prefix: [String]
@@ -70,35 +75,36 @@ public struct Provisioner {
             throw SetupError(step: "Debian packages", reason: "not root and no sudo", fix: "run as root: apt-get install -y \(missing.joined(separator: " "))")
         }
         let env = ["DEBIAN_FRONTEND": "noninteractive"]
-        if Shell.passthrough(prefix + ["apt-get", "update", "-q"], environment: env) != 0 {
+        let options = ChildProcess.Options(environment: env)
+        if await ChildProcess.lines(prefix + ["apt-get", "update", "-q"], options: options, line: indented) != 0 {
             throw SetupError(step: "Debian packages", reason: "apt-get update failed", fix: "check the Debian mirror is reachable, then run `avatar setup` again")
         }
-        let status = Shell.passthrough(prefix + ["apt-get", "install", "-y", "-q", "--no-install-recommends"] + missing, environment: env)
-        let stillMissing = DebianRequirements.missing(missing)
+        let status = await ChildProcess.lines(prefix + ["apt-get", "install", "-y", "-q", "--no-install-recommends"] + missing, options: options, line: indented)
+        let stillMissing = await DebianRequirements.missing(missing)
         guard status == 0, stillMissing.isEmpty else {
             throw SetupError(step: "Debian packages", reason: "apt-get install failed for \(stillMissing.joined(separator: " "))", fix: "run `apt-get install -y \(stillMissing.joined(separator: " "))` and read its error")
         }
         return "installed \(missing.count)"
     }
 
-    func createVirtualEnvironment() throws -> String {
+    func createVirtualEnvironment() async throws -> String {
         let python = settings.pythonPath
-        if FileManager.default.isExecutableFile(atPath: python), Shell.capture([python, "-c", "import sys"]).succeeded {
+        if FileManager.default.isExecutableFile(atPath: python), await ChildProcess.output(of: [python, "-c", "import sys"]).succeeded {
             return "present at \(settings.venvDir)"
         }
         guard let system = ExecutableLookup.find("python3") else {
             throw SetupError(step: "Python environment", reason: "python3 not found", fix: "apt-get install -y python3 python3-venv")
         }
         try? FileManager.default.removeItem(atPath: settings.venvDir)
-        let result = Shell.capture([system, "-m", "venv", settings.venvDir])
+        let result = await ChildProcess.capture([system, "-m", "venv", settings.venvDir])
         guard result.succeeded else {
-            throw SetupError(step: "Python environment", reason: result.output.trimmingCharacters(in: .whitespacesAndNewlines), fix: "apt-get install -y python3-venv, then run `avatar setup` again")
+            throw SetupError(step: "Python environment", reason: result.text.trimmingCharacters(in: .whitespacesAndNewlines), fix: "apt-get install -y python3-venv, then run `avatar setup` again")
         }
-        _ = Shell.capture([python, "-m", "pip", "install", "-q", "--upgrade", "pip", "wheel"])
+        await ChildProcess.lines([python, "-m", "pip", "install", "--progress-bar", "off", "--upgrade", "pip", "wheel"], line: progress)
         return "created at \(settings.venvDir)"
     }
 
-    func installPythonPackages() throws -> String {
+    func installPythonPackages() async throws -> String {
         let requirements = engineSource + "/requirements.txt"
         let noDeps = engineSource + "/requirements-nodeps.txt"
         guard let main = FileManager.default.contents(atPath: requirements) else {
@@ -113,30 +119,27 @@ public struct Provisioner {
         print("      pip install -r \(requirements) (the first run builds llama-cpp-python from source: ~15 min on 2 cores; later runs reuse pip's wheel cache)")
         let pip = [settings.pythonPath, "-m", "pip", "install", "--progress-bar", "off", "--require-virtualenv"]
         let env = ["CMAKE_BUILD_PARALLEL_LEVEL": String(ProcessInfo.processInfo.activeProcessorCount), "PIP_DISABLE_PIP_VERSION_CHECK": "1"]
-        var status = Shell.lines(pip + ["-r", requirements], environment: env) { line in
-            if Self.isProgressLine(line) { print("      " + line) }
-        }
+        let options = ChildProcess.Options(environment: env)
+        var status = await ChildProcess.lines(pip + ["-r", requirements], options: options, line: progress)
         if status == 0, !extra.isEmpty {
-            status = Shell.lines(pip + ["--no-deps", "-r", noDeps], environment: env) { line in
-                if Self.isProgressLine(line) { print("      " + line) }
-            }
+            status = await ChildProcess.lines(pip + ["--no-deps", "-r", noDeps], options: options, line: progress)
         }
         guard status == 0 else {
             throw SetupError(step: "Python packages", reason: "pip install failed (status \(status))", fix: "read pip's error above; PyPI must be reachable, and the CPU wheel torch==2.13.0+cpu in a folder pip searches (pip.conf find-links). Then run `avatar setup` again")
         }
         // The voice engine's torch must be the CPU build: a CUDA wheel means gigabytes of nvidia-* packages for nothing.
-        let torch = Shell.capture([settings.pythonPath, "-c", "import torch; print(torch.__version__, torch.version.cuda)"])
-        guard torch.succeeded, torch.output.contains("+cpu"), torch.output.contains("None") else {
-            throw SetupError(step: "Python packages", reason: "torch is not the CPU build (\(torch.output.trimmingCharacters(in: .whitespacesAndNewlines)))", fix: "\(settings.pythonPath) -m pip install --force-reinstall --no-deps torch==2.13.0+cpu")
+        let torch = await ChildProcess.capture([settings.pythonPath, "-c", "import torch; print(torch.__version__, torch.version.cuda)"])
+        guard torch.succeeded, torch.text.contains("+cpu"), torch.text.contains("None") else {
+            throw SetupError(step: "Python packages", reason: "torch is not the CPU build (\(torch.text.trimmingCharacters(in: .whitespacesAndNewlines)))", fix: "\(settings.pythonPath) -m pip install --force-reinstall --no-deps torch==2.13.0+cpu")
         }
         try Data(digest.utf8).write(to: URL(fileURLWithPath: stamp))
         return "installed"
     }
 
     /// Points the venv at this checkout's engine code with a `.pth` file, so code changes need no reinstall.
-    func linkEngineCode() throws -> String {
-        let result = Shell.capture([settings.pythonPath, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
-        let sitePackages = result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    func linkEngineCode() async throws -> String {
+        let result = await ChildProcess.output(of: [settings.pythonPath, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
+        let sitePackages = result.text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard result.succeeded, !sitePackages.isEmpty else {
             throw SetupError(step: "Engine code", reason: "cannot locate the venv's site-packages", fix: "delete \(settings.venvDir) and run `avatar setup` again")
         }
@@ -150,10 +153,10 @@ public struct Provisioner {
         return "linked to \(source)"
     }
 
-    func provisionModels() throws -> String {
-        var failures: [String] = []
-        var summary: [String: Int] = [:]
-        let status = Shell.lines([settings.pythonPath, "-m", "avatar_engine.provision", "--models-dir", settings.modelsDir, "--json"]) { line in
+    func provisionModels() async throws -> String {
+        let tally = Locked((failures: [String](), summary: [String: Int]()))
+        let print = self.print
+        let status = await ChildProcess.lines([settings.pythonPath, "-m", "avatar_engine.provision", "--models-dir", settings.modelsDir, "--json"]) { line in
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
                 if !line.isEmpty { print("      " + line) }
                 return
@@ -161,11 +164,13 @@ public struct Provisioner {
             if object["event"] as? String == "file" {
                 let name = object["name"] as? String ?? "?"
                 let state = object["status"] as? String ?? "?"
-                summary[state, default: 0] += 1
-                if state != "ok" { print("      \(name): \(state)" + ((object["message"] as? String).map { " — \($0)" } ?? "")) }
-                if state == "failed" { failures.append("\(name): \(object["message"] as? String ?? "failed")") }
+                let message = object["message"] as? String
+                tally.withLock { $0.summary[state, default: 0] += 1 }
+                if state != "ok" { print("      \(name): \(state)" + (message.map { " — \($0)" } ?? "")) }
+                if state == "failed" { tally.withLock { $0.failures.append("\(name): \(message ?? "failed")") } }
             }
         }
+        let (failures, summary) = tally.withLock { ($0.failures, $0.summary) }
         guard status == 0, failures.isEmpty else {
             throw SetupError(step: "Models", reason: failures.isEmpty ? "provisioning exited with status \(status)" : failures.joined(separator: "; "), fix: "reinstall the named model package (delete \(settings.venvDir)/.avatar-requirements and run `avatar setup`)")
         }
@@ -173,6 +178,18 @@ public struct Provisioner {
     }
 
     // MARK: Helpers
+
+    /// A child's output line, indented under its step.
+    private var indented: @Sendable (String) -> Void {
+        let print = self.print
+        return { line in print("      " + line) }
+    }
+
+    /// pip's lines worth showing (what it collects, builds and installs; errors).
+    private var progress: @Sendable (String) -> Void {
+        let print = self.print
+        return { line in if Self.isProgressLine(line) { print("      " + line) } }
+    }
 
     static func isProgressLine(_ line: String) -> Bool {
         line.hasPrefix("Collecting") || line.hasPrefix("Building") || line.contains("still running") || line.hasPrefix("Successfully")

@@ -292,7 +292,7 @@ extension StreamingSpeechRecognizer {
     /// through the recognizer in `chunkSeconds` chunks; returns every event.
     public func transcribeFile(_ path: String, chunkSeconds: Double = 0.1) async throws -> [TranscriptEvent] {
         let audio: AudioSamples
-        do { audio = try AudioSamples.load(path) } catch AnimationError.unreadableAudio(let reason) {
+        do { audio = try await AudioSamples.load(path) } catch AnimationError.unreadableAudio(let reason) {
             throw SpeechError.unreadableAudio(reason)
         } catch {
             throw SpeechError.unreadableAudio("\(error)")

@@ -5,9 +5,9 @@ import Foundation
 /// on a GPU box) over a prepared dataset, with progress parsed from its output and cancellation.
 ///
 /// The command runs through `/bin/sh -c` under the project's reaper (`python -m avatar_engine.reaper --`),
-/// which resets the signal mask Swift children inherit (SIGTERM blocked) and stops the command if Avatar
-/// dies. Output goes to `logPath`, read back for progress — no pipe to drain. Cancelling the task that
-/// runs `run` stops the command: SIGTERM to the reaper (forwarded), SIGKILL after `grace` seconds.
+/// which stops the command if Avatar dies. Output goes to `logPath`, read back for progress — no pipe to
+/// drain. Cancelling the task that runs `run` stops the command's whole process group: SIGTERM, SIGKILL
+/// after `grace` seconds.
 public struct VoiceTrainingJob: Sendable {
     public enum Outcome: Equatable, Sendable {
         case succeeded
@@ -35,23 +35,25 @@ public struct VoiceTrainingJob: Sendable {
     /// it when there is one (`42%`, `epoch 3/10`, `progress: 0.42`). Cancel the calling task to stop it.
     public func run(progress: @Sendable (Double?, String) -> Void) async throws -> Outcome {
         FileManager.default.createFile(atPath: logPath, contents: nil)
-        guard let log = FileHandle(forWritingAtPath: logPath), let reader = FileHandle(forReadingAtPath: logPath) else {
+        guard let reader = FileHandle(forReadingAtPath: logPath) else {
             throw VoiceError.training("cannot write the log \(logPath)")
         }
-        defer { try? log.close(); try? reader.close() }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["-m", "avatar_engine.reaper", "--", "/bin/sh", "-c", command]
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        do { try process.run() } catch {
-            throw VoiceError.training("cannot start \(python): \(error.localizedDescription); run `avatar setup`")
+        defer { try? reader.close() }
+        // Through the project's launcher: the command leads its own process group, so stopping it reaches a
+        // pipeline or `cd … && …` the shell did not exec (SIGTERM to the group, SIGKILL after `grace`).
+        let arguments = [python, "-m", "avatar_engine.reaper", "--", "/bin/sh", "-c", command]
+        let options = ChildProcess.Options(grace: .milliseconds(Int(grace * 1000)))
+        let finished = Locked<ChildProcess.Termination?>(nil)
+        let logPath = self.logPath
+        let runner = Task {
+            let termination = try await ChildProcess.runLogged(arguments, logFile: logPath, options: options)
+            finished.withLock { $0 = termination }
+            return termination
         }
         var pending = ""
         var lastLine = ""
         func drain() {
-            let chunk = String(decoding: reader.readDataToEndOfFile(), as: UTF8.self)
+            let chunk = String(decoding: (try? reader.readToEnd()) ?? Data(), as: UTF8.self)
             pending += chunk
             while let newline = pending.firstIndex(where: { $0 == "\n" || $0 == "\r" }) {
                 let line = String(pending[..<newline]).trimmingCharacters(in: .whitespaces)
@@ -61,52 +63,27 @@ public struct VoiceTrainingJob: Sendable {
                 progress(Self.fraction(in: line), line)
             }
         }
-        while process.isRunning {
+        while finished.withLock({ $0 }) == nil {
             if Task.isCancelled {
-                // The reaper forwards SIGTERM to the shell only; a command the shell did not exec (a pipeline,
-                // `cd … && …`) would be orphaned, so the whole tree is signalled, then killed after `grace`.
-                let tree = [process.processIdentifier] + Self.descendants(of: process.processIdentifier)
-                for pid in tree { kill(pid, SIGTERM) }
-                let deadline = Date().addingTimeInterval(grace)
-                while tree.contains(where: Self.isAlive), Date() < deadline { usleep(20_000) }
-                for pid in tree where Self.isAlive(pid) { kill(pid, SIGKILL) }
-                process.waitUntilExit()
+                runner.cancel()
+                _ = try? await runner.value
                 drain()
                 return .cancelled
             }
             drain()
             try? await Task.sleep(for: .milliseconds(100))
         }
+        let termination: ChildProcess.Termination
+        do { termination = try await runner.value } catch let error as ChildProcessError {
+            throw VoiceError.training("\(error.message); run `avatar setup`")
+        }
         drain()
         if !pending.isEmpty { lastLine = pending; progress(Self.fraction(in: pending), pending) }
-        let status = process.terminationStatus
-        return status == 0 ? .succeeded : .failed(status: status, lastLine: lastLine)
-    }
-
-    /// Every process below `root` (from `/proc/*/stat` parent ids), children before grandchildren.
-    static func descendants(of root: pid_t) -> [pid_t] {
-        var parents: [pid_t: [pid_t]] = [:]
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { continue }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            if fields.count > 1, let ppid = pid_t(fields[1]) { parents[ppid, default: []].append(pid) }
+        switch termination {
+        case .exited(0): return .succeeded
+        case .exited(let status): return .failed(status: status, lastLine: lastLine)
+        case .signaled(let signal): return .failed(status: 128 + signal, lastLine: lastLine)
         }
-        var result: [pid_t] = []
-        var queue = parents[root] ?? []
-        while !queue.isEmpty {
-            let pid = queue.removeFirst()
-            result.append(pid)
-            queue += parents[pid] ?? []
-        }
-        return result
-    }
-
-    /// Running (not gone, not a zombie waiting to be reaped).
-    static func isAlive(_ pid: pid_t) -> Bool {
-        guard kill(pid, 0) == 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return false }
-        return !stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
     }
 
     /// The fraction done a progress line states, or nil.

@@ -12,7 +12,7 @@ struct AnimationTests {
     static let silence = 1.2
 
     /// LibriVox speech with 1.2 s silences between clips, and where the silences are.
-    static func speech() throws -> (AudioSamples, [ClosedRange<Double>]) {
+    static func speech() async throws -> (AudioSamples, [ClosedRange<Double>]) {
         var samples: [Float] = []
         var silences: [ClosedRange<Double>] = []
         for (index, clip) in try TestData.librivoxClips().prefix(4).enumerated() {
@@ -21,7 +21,7 @@ struct AnimationTests {
                 samples += [Float](repeating: 0, count: Int(silence * 16000))
                 silences.append(start...(start + silence))
             }
-            samples += try AudioSamples.load(clip.path).samples
+            samples += try await AudioSamples.load(clip.path).samples
         }
         return (AudioSamples(samples: samples, sampleRate: 16000), silences)
     }
@@ -70,14 +70,14 @@ struct AnimationTests {
         let photoData = try TestData.skimage("astronaut.png", settings: runtime.settings)
         let photoPath = directory + "/astronaut.png"
         try photoData.write(to: URL(fileURLWithPath: photoPath))
-        let (audio, silences) = try Self.speech()
+        let (audio, silences) = try await Self.speech()
         let audioPath = directory + "/speech.wav"
         try Self.writeWAV(audio, to: audioPath)
 
         let face = try await host.landmarks(image: photoData)
-        let rig = try FaceRig(photo: try RGBImage.load(photoPath), landmarks: face.landmarks)
+        let rig = try FaceRig(photo: try await RGBImage.load(photoPath), landmarks: face.landmarks)
         let output = directory + "/out.mp4"
-        try VideoExporter(renderer: FaceRenderer(rig: rig)).export(audioPath: audioPath, audio: audio, emotion: "neutral", intensity: 0, output: output)
+        try await VideoExporter(renderer: FaceRenderer(rig: rig)).export(audioPath: audioPath, audio: audio, emotion: "neutral", intensity: 0, output: output)
 
         // The container: H.264 512×512 25 fps + AAC, as long as the audio.
         let probe = TestShell.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height,r_frame_rate:format=duration", "-of", "json", output])
@@ -151,7 +151,7 @@ struct AnimationTests {
     }
 
     @Test("A face under 80 px, a corrupt image and unreadable audio give clear errors")
-    func badInput() throws {
+    func badInput() async throws {
         let tiny: [[Double]] = (0..<478).map { (i: Int) -> [Double] in
             let x = 100.0 + Double(i % 20)
             let y = 100.0 + 2.0 * Double(i / 20)
@@ -163,8 +163,8 @@ struct AnimationTests {
         let directory = temporaryDirectory()
         let junk = directory + "/junk.png"
         try Data("not an image at all".utf8).write(to: URL(fileURLWithPath: junk))
-        #expect(throws: AnimationError.self) { try RGBImage.load(junk) }
-        #expect(throws: AnimationError.self) { try AudioSamples.load(junk) }
+        await #expect(throws: AnimationError.self) { try await RGBImage.load(junk) }
+        await #expect(throws: AnimationError.self) { try await AudioSamples.load(junk) }
     }
 }
 
@@ -195,13 +195,13 @@ struct TalkingHeadTests {
         let directory = temporaryDirectory("avatar-stream")
         try photo.write(to: URL(fileURLWithPath: directory + "/a.png"))
         let face = try await host.landmarks(image: photo)
-        let head = try TalkingHead(renderer: FaceRenderer(rig: try FaceRig(photo: try RGBImage.load(directory + "/a.png"), landmarks: face.landmarks)))
+        let head = try TalkingHead(renderer: FaceRenderer(rig: try FaceRig(photo: try await RGBImage.load(directory + "/a.png"), landmarks: face.landmarks)))
 
         let idle = try await head.nextFrame()
         #expect(!idle.speaking)
         #expect(idle.jpeg.prefix(2) == [0xFF, 0xD8] && idle.jpeg.suffix(2) == [0xFF, 0xD9])
 
-        let clip = try AudioSamples.load(try TestData.librivoxClips()[0].path)
+        let clip = try await AudioSamples.load(try TestData.librivoxClips()[0].path)
         // Pushed in 200 ms chunks, as TTS streams arrive.
         for start in stride(from: 0, to: clip.samples.count, by: 3200) {
             await head.push(Array(clip.samples[start..<min(start + 3200, clip.samples.count)]))

@@ -78,8 +78,8 @@ struct VisemeTests {
     }
 
     @Test("Without timings the track is the audio-only one")
-    func fallback() throws {
-        let clip = try AudioSamples.load(try TestData.librivoxClips()[0].path)
+    func fallback() async throws {
+        let clip = try await AudioSamples.load(try TestData.librivoxClips()[0].path)
         let a = MouthTrack(audio: clip), b = MouthTrack(timings: nil, audio: clip)
         #expect(a.shapes == b.shapes)
         #expect(a.shapes.contains { $0.open > 0.3 })
@@ -100,16 +100,16 @@ struct BilabialTests {
         let wav = directory + "/bob.wav"
         let json = TestShell.run([settings.pythonPath, fixture, settings.modelsDir + "/piper/en_US-joe-medium.onnx", "Bob may buy maps.", wav])
         let timings = try JSONDecoder().decode(SpeechTimings.self, from: Data(json.utf8))
-        let audio = try AudioSamples.load(wav) // 22.05 kHz → 16 kHz
+        let audio = try await AudioSamples.load(wav) // 22.05 kHz → 16 kHz
         let photo = try TestData.skimage("astronaut.png", settings: settings)
         try photo.write(to: URL(fileURLWithPath: directory + "/a.png"))
-        let rig = try FaceRig(photo: try RGBImage.load(directory + "/a.png"), landmarks: try await host.landmarks(image: photo).landmarks)
+        let rig = try FaceRig(photo: try await RGBImage.load(directory + "/a.png"), landmarks: try await host.landmarks(image: photo).landmarks)
         let bilabials = timings.phonemes.filter { ["m", "b", "p"].contains($0.ipa) }
         #expect(bilabials.count == 6, "\(timings.phonemes.map(\.ipa))")
 
         for path in ["timings", "audio only"] {
             let output = directory + "/\(path.prefix(5)).mp4"
-            try VideoExporter(renderer: FaceRenderer(rig: rig)).export(audioPath: wav, audio: audio, timings: path == "timings" ? timings : nil,
+            try await VideoExporter(renderer: FaceRenderer(rig: rig)).export(audioPath: wav, audio: audio, timings: path == "timings" ? timings : nil,
                                                                        emotion: "neutral", intensity: 0, output: output)
             let frames = directory + "/frames-\(path.prefix(5))"
             try FileManager.default.createDirectory(atPath: frames, withIntermediateDirectories: true)

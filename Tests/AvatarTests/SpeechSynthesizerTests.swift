@@ -221,7 +221,7 @@ struct SpeechCommandTests {
         let spoken = try await AvatarProcess.run(["speak", text, "-o", directory + "/say.wav", "--timings", directory + "/say.json", "--emotion", "happy"])
         #expect(spoken.status == 0, "\(spoken.stderr)")
         #expect(spoken.stdout.contains("1. Good morning.") && spoken.stdout.contains("2. Bob may buy maps today!"), "\(spoken.stdout)")
-        let audio = try AudioSamples.load(directory + "/say.wav")
+        let audio = try await AudioSamples.load(directory + "/say.wav")
         #expect(WAVInfo(try Data(contentsOf: URL(fileURLWithPath: directory + "/say.wav")))?.sampleRate == 16000)
         let timings = try JSONDecoder().decode(SpeechTimings.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/say.json")))
         #expect(timings.words.map(\.text).joined(separator: " ").lowercased().contains("bob may buy maps"))

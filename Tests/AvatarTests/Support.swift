@@ -107,26 +107,21 @@ enum AvatarProcess {
         return FileManager.default.currentDirectoryPath + "/.build/debug/avatar"
     }
 
-    /// Runs `avatar arguments…` with `environment` over this process's; output goes through files, so a
-    /// chatty command cannot block on a full pipe.
-    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 240) async throws -> Outcome {
-        let directory = temporaryDirectory("avatar-process")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        for name in ["stdout", "stderr"] { _ = FileManager.default.createFile(atPath: directory + "/" + name, contents: nil) }
-        process.standardOutput = FileHandle(forWritingAtPath: directory + "/stdout")
-        process.standardError = FileHandle(forWritingAtPath: directory + "/stderr")
-        try process.run()
-        let deadline = ContinuousClock.now + .seconds(timeout)
-        while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
-        if process.isRunning {
-            process.terminate()
-            throw TestFailure("avatar \(arguments) still running after \(timeout) s")
+    /// Runs `avatar arguments…` with `environment` over this process's, through the project's launcher.
+    static func run(_ arguments: [String], environment: [String: String] = [:], workingDirectory: String? = nil, timeout: Double = 240) async throws -> Outcome {
+        let options = ChildProcess.Options(environment: environment, workingDirectory: workingDirectory, timeout: .seconds(timeout))
+        let result = await ChildProcess.output(of: [binary] + arguments, options: options)
+        if result.timedOut { throw TestFailure("avatar \(arguments) still running after \(timeout) s") }
+        return Outcome(status: result.status, stdout: result.text, stderr: String(decoding: result.error, as: UTF8.self))
+    }
+
+    /// Processes whose program is `name` and whose arguments include `argument` (from /proc).
+    static func pids(named name: String, withArgument argument: String) -> [pid_t] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
+            guard let pid = pid_t(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { return nil }
+            let parts = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            guard let program = parts.first, (program as NSString).lastPathComponent == name, parts.contains(argument) else { return nil }
+            return pid
         }
-        func read(_ name: String) -> String { (try? String(contentsOfFile: directory + "/" + name, encoding: .utf8)) ?? "" }
-        return Outcome(status: process.terminationStatus, stdout: read("stdout"), stderr: read("stderr"))
     }
 }
