@@ -23,7 +23,7 @@ public struct Provisioner: Sendable {
     public let includeTestTools: Bool
     let print: @Sendable (String) -> Void
 
-    public init(settings: AvatarSettings, engineSource: String, includeTestTools: Bool = false, print: @escaping @Sendable (String) -> Void = { Swift.print($0) }) {
+    public init(settings: AvatarSettings, engineSource: String, includeTestTools: Bool = false, print: @escaping @Sendable (String) -> Void = Provisioner.printFlushed) {
         self.settings = settings
         self.engineSource = engineSource
         self.includeTestTools = includeTestTools
@@ -178,6 +178,11 @@ public struct Provisioner: Sendable {
     }
 
     // MARK: Helpers
+
+    /// Prints a progress line at once, also when stdout is a file or a pipe (CI logs), where it is block-buffered.
+    public static let printFlushed: @Sendable (String) -> Void = { line in
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    }
 
     /// A child's output line, indented under its step.
     private var indented: @Sendable (String) -> Void {

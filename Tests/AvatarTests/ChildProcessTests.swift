@@ -141,11 +141,13 @@ struct ChildProcessTests {
         time.sleep(600)
         setup(name="slowpkg", version="0.0.1")
         """.write(toFile: package + "/setup.py", atomically: true, encoding: .utf8)
-        try "--no-index\n--no-build-isolation\n./slowpkg\n".write(toFile: directory + "/engine/requirements.txt", atomically: true, encoding: .utf8)
+        // Offline: no index, and the venv's own setuptools builds it (PIP_NO_BUILD_ISOLATION=0 means "no isolation").
+        try "--no-index\n./slowpkg\n".write(toFile: directory + "/engine/requirements.txt", atomically: true, encoding: .utf8)
 
         let avatar = Task {
             try await AvatarProcess.run(["setup", "--source", directory + "/engine"], environment: [
                 "AVATAR_HOME": directory, "AVATAR_VENV_DIR": venv, "AVATAR_MODELS_DIR": settings.modelsDir,
+                "PIP_NO_BUILD_ISOLATION": "0",
             ], workingDirectory: directory + "/engine", timeout: 120)
         }
         let builder = try await Self.pid(in: directory + "/pip.pid", within: 90)
