@@ -4,6 +4,7 @@ import AvatarServer
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 
 /// `avatar serve`: the HTTP server with its supervised engines.
 struct Serve: AsyncParsableCommand {
@@ -26,7 +27,7 @@ struct Serve: AsyncParsableCommand {
         do {
             try await app.runService()
         } catch {
-            if "\(error)".contains("Address already in use") {
+            if let io = error as? IOError, io.errnoCode == EADDRINUSE {
                 fail("port \(settings.port) on \(settings.host) is already in use: stop the other server or choose another port with AVATAR_PORT", code: 2)
             }
             fail("server stopped: \(error)")

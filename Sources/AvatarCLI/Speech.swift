@@ -25,7 +25,7 @@ struct Transcribe: AsyncParsableCommand {
         let events = try await withEngineHost { engines, _ in
             try await StreamingSpeechRecognizer(host: engines.host, cache: nil, options: options).transcribeFile(file)
         }
-        for event in events where event.kind == .final || partials {
+        for event in events where event.kind == .final || (partials && event.kind == .partial) {
             var line = String(format: "[%6.2f–%6.2f] %@%@ %@", event.speechStart, event.speechEnd, event.kind == .partial ? "(partial) " : "", event.language, event.text)
             if let noise = event.noiseReduction { line += String(format: "   [noise profile: %@, %.1f s]", noise.profile, noise.profileSeconds) }
             print(line)

@@ -79,11 +79,10 @@ struct EngineHTTP: Sendable {
             }
         }
         if error is CancellationError { return .unavailable(engine: engine, reason: "request cancelled") }
-        let text = String(describing: error)
-        if text.contains("connectTimeout") || text.contains("deadline") {
+        if let channelError = error as? ChannelError, case .connectTimeout = channelError {
             return .timeout(engine: engine, seconds: seconds)
         }
-        return .unavailable(engine: engine, reason: "cannot connect (\(text))")
+        return .unavailable(engine: engine, reason: "cannot connect (\(error))")
     }
 
     /// Reads an OpenAI-shaped (`{"error":{"message","code"}}`), FastAPI (`{"detail":…}`) or Ollama

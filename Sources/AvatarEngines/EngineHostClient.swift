@@ -120,10 +120,23 @@ public struct FaceLandmarks: Codable, Sendable {
     public var warnings: [String]?
 }
 
-/// What the engine host says about itself on `/health`.
+/// What the engine host says about itself on `/health`: `ok`, `loading`, `degraded` (some engines failed to
+/// load, the others serve) or `error`, and each engine (capability) with its own state.
 public struct EngineHostHealth: Codable, Sendable {
+    public struct Engine: Codable, Sendable {
+        /// `loading`, `ready` or `error`.
+        public var status: String
+        public var error: String?
+    }
+
     public var status: String
     public var version: String?
+    public var engines: [String: Engine]?
+
+    /// The engines that failed to load, with why.
+    public var failed: [(name: String, error: String)] {
+        (engines ?? [:]).filter { $0.value.status == "error" }.sorted { $0.key < $1.key }.map { ($0.key, $0.value.error ?? "failed to load") }
+    }
 }
 
 /// Client for the Python engine host: OpenAI audio API (ASR, TTS) and face landmarks.

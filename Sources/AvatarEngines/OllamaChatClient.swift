@@ -31,7 +31,7 @@ public struct OllamaChatClient: Sendable {
                     var finished = false
                     // Read to the end even after the final line, so the connection goes back to the pool clean.
                     for try await chunk in response.body where !finished {
-                        for line in lines.feed(String(buffer: chunk)) where !line.isEmpty && !finished {
+                        for line in lines.feed(chunk) where !line.isEmpty && !finished {
                             let (delta, done) = try parseLine(line)
                             if let delta, !delta.isEmpty { continuation.yield(delta) }
                             if done { finished = true }
@@ -84,23 +84,35 @@ public struct OllamaChatClient: Sendable {
 
 /// Splits text arriving in arbitrary chunks into `\n`-terminated lines.
 public struct LineSplitter: Sendable {
-    private var pending = ""
+    private var pending: [UInt8] = []
 
     public init() {}
 
-    /// Adds received text; returns every line completed by it, without the terminator.
+    /// Adds received bytes; returns every line completed by them, without the terminator. Lines are split
+    /// on bytes and decoded whole, so a multi-byte character (Cyrillic, emoji) split across two network
+    /// reads is never turned into U+FFFD.
+    public mutating func feed(_ buffer: ByteBuffer) -> [String] {
+        feed(bytes: buffer.readableBytesView)
+    }
+
     public mutating func feed(_ text: String) -> [String] {
-        pending += text
+        feed(bytes: text.utf8)
+    }
+
+    public mutating func feed(bytes: some Sequence<UInt8>) -> [String] {
+        pending.append(contentsOf: bytes)
         var lines: [String] = []
-        while let newline = pending.firstIndex(where: { $0 == "\n" || $0 == "\r\n" }) {
-            var line = String(pending[..<newline])
-            pending = String(pending[pending.index(after: newline)...])
-            if line.hasSuffix("\r") { line.removeLast() }
-            lines.append(line)
+        var start = pending.startIndex
+        while let newline = pending[start...].firstIndex(of: 0x0A) {
+            var end = newline
+            if end > start, pending[end - 1] == 0x0D { end -= 1 }
+            lines.append(String(decoding: pending[start..<end], as: UTF8.self))
+            start = newline + 1
         }
+        pending.removeFirst(start - pending.startIndex)
         return lines
     }
 
     /// Text after the last newline, if any.
-    public var remainder: String? { pending.isEmpty ? nil : pending }
+    public var remainder: String? { pending.isEmpty ? nil : String(decoding: pending, as: UTF8.self) }
 }

@@ -108,23 +108,24 @@ public struct OpenAIChatClient: Sendable {
 
 /// Splits a `text/event-stream` body into the `data:` payloads of its events, across chunk boundaries.
 public struct ServerSentEventParser: Sendable {
-    private var pending = ""
+    private var lines = LineSplitter()
     private var dataLines: [String] = []
 
     public init() {}
 
-    /// Adds received bytes; returns the data of every event completed by them.
+    /// Adds received bytes; returns the data of every event completed by them (split on bytes, decoded
+    /// whole: a character split across reads stays intact).
     public mutating func feed(_ buffer: ByteBuffer) -> [String] {
-        feed(String(buffer: buffer))
+        events(lines.feed(buffer))
     }
 
     public mutating func feed(_ text: String) -> [String] {
-        pending += text
+        events(lines.feed(text))
+    }
+
+    private mutating func events(_ completed: [String]) -> [String] {
         var events: [String] = []
-        while let newline = pending.firstIndex(where: { $0 == "\n" || $0 == "\r\n" }) {
-            var line = String(pending[..<newline])
-            pending = String(pending[pending.index(after: newline)...])
-            if line.hasSuffix("\r") { line.removeLast() }
+        for line in completed {
             if line.isEmpty {
                 if !dataLines.isEmpty {
                     events.append(dataLines.joined(separator: "\n"))

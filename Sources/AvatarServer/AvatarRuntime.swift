@@ -65,11 +65,28 @@ public struct AvatarRuntime: Sendable {
         )
     }
 
+    /// The engine host's capabilities (asr, tts, landmarks, voice) in the component's details; some failed
+    /// to load → `degraded`, with which and why (the others still serve).
+    static func addCapabilities(of host: EngineHostClient, to component: inout ComponentStatus) async {
+        guard let health = try? await host.health() else { return }
+        for (name, engine) in health.engines ?? [:] { component.details["capability." + name] = engine.status }
+        let failed = health.failed
+        if health.status == "degraded", !failed.isEmpty {
+            component.state = .degraded
+            component.reason = "not available: " + failed.map { "\($0.name) (\($0.error))" }.joined(separator: "; ")
+        }
+    }
+
     /// Every dependency's state, for `/readyz` and `avatar doctor`.
     public func readiness() async -> [ComponentStatus] {
         var components: [ComponentStatus] = [await database.status(), await cache.status()]
         if let supervisor {
-            components += await supervisor.statuses()
+            for var component in await supervisor.statuses() {
+                if component.name == "engine-host", component.state == .ready, let engineHost {
+                    await Self.addCapabilities(of: engineHost, to: &component)
+                }
+                components.append(component)
+            }
         } else {
             components.append(ComponentStatus(name: "engines", state: .disabled, reason: "AVATAR_ENGINES_ENABLED=false"))
         }

@@ -93,11 +93,12 @@ public protocol SpeechSynthesizer: Sendable {
 public struct EngineSpeechSynthesizer: SpeechSynthesizer {
     /// Bump when the engine's output for the same request changes (invalidates the cache).
     static let cacheVersion = "tts-2"
-    let host: EngineHostClient
+    let host: any SpeechSynthesisEngine
     let cache: CacheManager?
     let cacheTTL: Double
 
-    public init(host: EngineHostClient, cache: CacheManager?, cacheTTL: Double = 7 * 24 * 3600) {
+    /// `host`: the engine host, or any other text-to-speech engine (a fake in orchestration tests).
+    public init(host: any SpeechSynthesisEngine, cache: CacheManager?, cacheTTL: Double = 7 * 24 * 3600) {
         self.host = host
         self.cache = cache
         self.cacheTTL = cacheTTL

@@ -53,12 +53,15 @@ public struct RecognizerOptions: Sendable, Equatable {
     }
 }
 
-/// `SpeechRecognizer` on the engine host: Silero VAD (`/v1/audio/vad`) segments the stream, Whisper
-/// (`/v1/audio/transcriptions`) transcribes partials and finals, finals are cached by audio hash.
+/// `SpeechRecognizer` on the engine host: Silero VAD (`/v1/audio/vad`) segments the stream on every hop
+/// and says when speech starts and stops; Whisper (`/v1/audio/transcriptions`) transcribes partials and
+/// finals in a stage of its own (one request after another, so transcripts stay in order), and finals
+/// are cached by audio hash.
 public actor StreamingSpeechRecognizer: SpeechRecognizer {
     public nonisolated let events: AsyncThrowingStream<TranscriptEvent, any Error>
     private let continuation: AsyncThrowingStream<TranscriptEvent, any Error>.Continuation
-    private let host: EngineHostClient
+    private let transcriber: any Transcriber
+    private let detector: any VoiceActivityDetector
     private let cache: CacheManager?
     private let options: RecognizerOptions
     private static let rate = Double(PCM.sampleRate)
@@ -85,10 +88,23 @@ public actor StreamingSpeechRecognizer: SpeechRecognizer {
     private var background: [Float] = []
     /// Silero probability under which a frame is background (stricter than `speechThreshold`).
     private static let backgroundThreshold = 0.3
+    /// The transcription stage: the last queued Whisper job; each job waits for the one before it.
+    private var jobs: Task<Void, Never>?
+    /// A partial is being transcribed (another one is not queued behind it: it would be stale).
+    private var partialInFlight = false
+    /// Why the session ended, if an engine failed.
+    private var failure: (any Error)?
 
+    /// The engine host as both the voice-activity detector and the transcriber.
     public init(host: EngineHostClient, cache: CacheManager?, options: RecognizerOptions = RecognizerOptions()) throws {
+        try self.init(transcriber: host, detector: host, cache: cache, options: options)
+    }
+
+    public init(transcriber: any Transcriber, detector: any VoiceActivityDetector, cache: CacheManager?,
+                options: RecognizerOptions = RecognizerOptions()) throws {
         self.options = try options.validated()
-        self.host = host
+        self.transcriber = transcriber
+        self.detector = detector
         self.cache = cache
         language = options.language
         locked = options.language != nil
@@ -104,6 +120,7 @@ public actor StreamingSpeechRecognizer: SpeechRecognizer {
     }
 
     public func push(_ samples: [Float]) async throws {
+        if let failure { throw failure }
         guard !finished else { throw SpeechError.sessionFinished }
         pending.append(contentsOf: samples)
         do {
@@ -122,27 +139,37 @@ public actor StreamingSpeechRecognizer: SpeechRecognizer {
     }
 
     public func finish() async throws {
+        if let failure { throw failure }
         guard !finished else { return }
-        do {
-            if speechStarted { try await finalize(endingAt: pending.count) }
-        } catch {
-            fail(error)
-            throw error
-        }
+        if speechStarted { queueFinal(endingAt: pending.count) }
         finished = true
+        await jobs?.value
+        if let failure { throw failure }
         continuation.finish()
     }
 
     private func fail(_ error: any Error) {
+        guard failure == nil else { return }
+        failure = error
         finished = true
+        speculation?.task.cancel()
         continuation.finish(throwing: error)
+    }
+
+    /// Queues `work` in the transcription stage, after every job queued before it.
+    private func enqueue(_ work: @escaping @Sendable () async throws -> Void) {
+        let previous = jobs
+        jobs = Task {
+            await previous?.value
+            do { try await work() } catch { self.fail(error) }
+        }
     }
 
     /// One VAD check of the audio up to `end` (an index in `pending`), then partial/final as due.
     private func step(from previous: Int, upTo end: Int) async throws {
         let window = Int((1.0 + options.endOfUtteranceSilence) * Self.rate)
         let start = max(0, min(end - window, previous - Int(0.5 * Self.rate)))
-        let activity = try await host.voiceActivity(audio: PCM.wav(pending[start..<end]))
+        let activity = try await detector.voiceActivity(audio: PCM.wav(pending[start..<end]), filename: "audio.wav")
         let frame = Int((activity.frameSeconds * Self.rate).rounded())
         let speech = activity.probabilities.indices.filter { activity.probabilities[$0] >= options.speechThreshold }
         if options.denoise { collectBackground(activity.probabilities, frame: frame, windowStart: start, newFrom: previous) }
@@ -151,6 +178,7 @@ public actor StreamingSpeechRecognizer: SpeechRecognizer {
                 speechStarted = true
                 firstSpeech = start + speech[0] * frame
                 nextPartial = firstSpeech + Int(options.partialInterval * Self.rate)
+                emitActivity(.speechStarted, end: start + (last + 1) * frame, heard: end)
             }
             lastSpeechEnd = max(lastSpeechEnd, start + (last + 1) * frame)
         }
@@ -167,26 +195,38 @@ public actor StreamingSpeechRecognizer: SpeechRecognizer {
             self.speculation = nil
         }
         if end - lastSpeechEnd >= Int(options.endOfUtteranceSilence * Self.rate) {
-            try await finalize(endingAt: min(end, lastSpeechEnd + tail))
+            queueFinal(endingAt: min(end, lastSpeechEnd + tail))
         } else if options.speculativeFinal, speculation == nil, end - lastSpeechEnd >= Int(options.speculativeFinalAfter * Self.rate) {
             // Likely the end of the utterance: transcribe it now, while the VAD confirms the silence.
-            // The audio is what `finalize` would send (speech + 0.2 s; silence not yet heard is zeros).
+            // The audio is what `queueFinal` would send (speech + 0.2 s; silence not yet heard is zeros).
             var slice = pending[utteranceStart..<min(end, lastSpeechEnd + tail)]
             if lastSpeechEnd + tail > end { slice = (Array(slice) + [Float](repeating: 0, count: lastSpeechEnd + tail - end))[...] }
             let request = request(slice)
             speculation = (pendingStart + utteranceStart, pendingStart + lastSpeechEnd, pendingStart + lastSpeechEnd + tail,
                            Task { try await self.recognize(request, cached: true) })
         } else if end - utteranceStart >= Int(options.maxUtterance * Self.rate) {
-            try await finalize(endingAt: end)
+            queueFinal(endingAt: end, stillSpeaking: true)
             // Still speaking: the next utterance starts right here.
             speechStarted = true
             nextPartial = Int(options.partialInterval * Self.rate)
-        } else if options.partialInterval > 0, end >= nextPartial, end - lastSpeechEnd < Int(0.2 * Self.rate) {
+        } else if options.partialInterval > 0, end >= nextPartial, end - lastSpeechEnd < Int(0.2 * Self.rate), !partialInFlight {
             // Partials only while the person is speaking: in a pause the final is near, and a
-            // partial now would delay it by a whole Whisper pass.
+            // partial now would delay it by a whole Whisper pass. One at a time: a partial that
+            // would wait behind another is stale before it starts.
             nextPartial = end + Int(options.partialInterval * Self.rate)
-            let result = try await recognize(pending[utteranceStart..<end], cached: false)
-            emit(.partial, result.transcription, end: lastSpeechEnd, cached: false)
+            partialInFlight = true
+            let request = request(pending[utteranceStart..<end])
+            let times = (pendingStart + firstSpeech, pendingStart + lastSpeechEnd)
+            enqueue {
+                do {
+                    let result = try await self.recognize(request, cached: false)
+                    await self.emitTranscript(.partial, result.transcription, seconds: request.seconds, times: times, cached: false)
+                    await self.partialDone()
+                } catch {
+                    await self.partialDone()
+                    throw error
+                }
+            }
         }
     }
 
@@ -203,17 +243,30 @@ public actor StreamingSpeechRecognizer: SpeechRecognizer {
         if background.count > keep { background.removeFirst(background.count - keep) }
     }
 
-    private func finalize(endingAt end: Int) async throws {
-        let result: (transcription: Transcription, fromCache: Bool)
+    private func partialDone() { partialInFlight = false }
+
+    /// The utterance ends at `end`: `speechStopped` now, its final from the transcription stage (the
+    /// speculative one when it covers the same audio), and the audio is let go.
+    private func queueFinal(endingAt end: Int, stillSpeaking: Bool = false) {
+        let times = (pendingStart + firstSpeech, pendingStart + lastSpeechEnd)
+        let transcription: @Sendable () async throws -> (transcription: Transcription, fromCache: Bool)
+        let seconds: Double
         if let speculation, speculation.start == pendingStart + utteranceStart, speculation.end == pendingStart + end {
             self.speculation = nil
-            result = try await speculation.task.value
+            transcription = { try await speculation.task.value }
+            seconds = Double(speculation.end - speculation.start) / Self.rate
         } else {
             speculation?.task.cancel()
             speculation = nil
-            result = try await recognize(pending[utteranceStart..<max(end, utteranceStart + 1)], cached: true)
+            let request = request(pending[utteranceStart..<max(end, utteranceStart + 1)])
+            transcription = { try await self.recognize(request, cached: true) }
+            seconds = request.seconds
         }
-        emit(.final, result.transcription, end: lastSpeechEnd, cached: result.fromCache)
+        if !stillSpeaking { emitActivity(.speechStopped, end: lastSpeechEnd, heard: pending.count) }
+        enqueue {
+            let result = try await transcription()
+            await self.emitTranscript(.final, result.transcription, seconds: seconds, times: times, cached: result.fromCache)
+        }
         let consumed = min(end, pending.count)
         drop(consumed)
         speechStarted = false
@@ -230,12 +283,22 @@ public actor StreamingSpeechRecognizer: SpeechRecognizer {
         nextPartial = max(0, nextPartial - count)
     }
 
-    private func emit(_ kind: TranscriptEvent.Kind, _ transcription: Transcription, end: Int, cached: Bool) {
-        let event = TranscriptEvent(
+    /// A transcript from the transcription stage; a confident one locks the session's language (only a
+    /// result that is used does: a discarded speculative final never locks it).
+    private func emitTranscript(_ kind: TranscriptEvent.Kind, _ transcription: Transcription, seconds: Double, times: (Int, Int), cached: Bool) {
+        lockIfConfident(transcription, seconds: seconds)
+        continuation.yield(TranscriptEvent(
             kind: kind, text: transcription.text, language: transcription.language, languageLocked: locked,
+            speechStart: Double(times.0) / Self.rate, speechEnd: Double(times.1) / Self.rate,
+            cached: cached, noiseReduction: transcription.noiseReduction, heardUntil: Double(pendingStart + pending.count) / Self.rate))
+    }
+
+    /// A voice-activity event for the open utterance (no text).
+    private func emitActivity(_ kind: TranscriptEvent.Kind, end: Int, heard: Int) {
+        continuation.yield(TranscriptEvent(
+            kind: kind, text: "", language: language ?? "", languageLocked: locked,
             speechStart: Double(pendingStart + firstSpeech) / Self.rate, speechEnd: Double(pendingStart + end) / Self.rate,
-            cached: cached, noiseReduction: transcription.noiseReduction)
-        continuation.yield(event)
+            cached: false, heardUntil: Double(pendingStart + heard) / Self.rate))
     }
 
     /// What one Whisper request sends: taken when the request is decided, so a speculative final that
@@ -259,24 +322,18 @@ public actor StreamingSpeechRecognizer: SpeechRecognizer {
         return Request(wav: wav, seconds: Double(audio.count) / Self.rate, language: language, noise: noise, key: key)
     }
 
-    /// Whisper on `audio` in the session's language (or detecting it); locks a confident detection.
-    private func recognize(_ audio: ArraySlice<Float>, cached useCache: Bool) async throws -> (transcription: Transcription, fromCache: Bool) {
-        try await recognize(request(audio), cached: useCache)
-    }
-
+    /// Whisper on the request's audio in its language (or detecting it).
     private func recognize(_ request: Request, cached useCache: Bool) async throws -> (transcription: Transcription, fromCache: Bool) {
         if useCache, let cache, let bytes = await cache.get("asr", ContentHash.of(request.key)),
            let hit = try? JSONDecoder().decode(Transcription.self, from: Data(bytes)) {
-            lockIfConfident(hit, seconds: request.seconds)
             return (hit, true)
         }
-        let result = try await host.transcribe(audio: request.wav, language: request.language,
-                                               languageCandidates: request.language == nil ? options.languageCandidates : [],
-                                               denoise: options.denoise, noise: request.noise)
+        let result = try await transcriber.transcribe(audio: request.wav, filename: "audio.wav", language: request.language,
+                                                      languageCandidates: request.language == nil ? options.languageCandidates : [],
+                                                      denoise: options.denoise, noise: request.noise, wordTimestamps: false)
         if useCache, let cache, let bytes = try? JSONEncoder().encode(result) {
             await cache.set("asr", ContentHash.of(request.key), Array(bytes), ttl: 24 * 3600)
         }
-        lockIfConfident(result, seconds: request.seconds)
         return (result, false)
     }
 

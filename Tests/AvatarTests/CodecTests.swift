@@ -15,6 +15,20 @@ struct CodecTests {
         #expect(parser.feed("ta: [DONE]\r\n\r\n: comment\n\n") == ["[DONE]"])
     }
 
+    @Test("Lines and events are split on bytes: a Cyrillic letter or emoji split across reads stays whole")
+    func multiByteSplits() {
+        let text = "data: {\"t\":\"Привет 🙂\"}\n\n"
+        var parser = ServerSentEventParser()
+        var events: [String] = []
+        for byte in Array(text.utf8) { events += parser.feed(ByteBuffer(bytes: [byte])) }
+        #expect(events == ["{\"t\":\"Привет 🙂\"}"])
+        var lines = LineSplitter()
+        var found: [String] = []
+        for byte in Array("ёж\r\nщи 🙂\nхвост".utf8) { found += lines.feed(ByteBuffer(bytes: [byte])) }
+        #expect(found == ["ёж", "щи 🙂"])
+        #expect(lines.remainder == "хвост")
+    }
+
     @Test("WAV header parsing")
     func wavInfo() {
         var header = Data("RIFF".utf8) + le32(36 + 32000) + Data("WAVEfmt ".utf8) + le32(16)

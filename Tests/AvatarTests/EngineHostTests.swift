@@ -3,6 +3,7 @@ import AvatarCore
 import AvatarEngines
 import AvatarServer
 import Foundation
+import Logging
 import Testing
 
 /// The real engine host with the real offline models: ASR, TTS, landmarks, and the embedded LLM.
@@ -166,6 +167,50 @@ struct EngineHostTests {
         print("LLM: \(text)")
         #expect(deltas.count > 1, "expected a stream of several deltas")
         #expect(text.trimmingCharacters(in: .whitespacesAndNewlines).count > 2)
+    }
+
+    @Test("One engine that cannot load makes the host degraded, not down: ASR serves, TTS says why, /readyz names it")
+    func degradedHost() async throws {
+        let shared = try await EngineFixture.shared.runtime()
+        // A models folder with every model but Piper's voice: the TTS engine fails to load.
+        let models = temporaryDirectory("avatar-models-partial")
+        defer { try? FileManager.default.removeItem(atPath: models) }
+        for entry in try FileManager.default.contentsOfDirectory(atPath: shared.settings.modelsDir) where entry != "piper" {
+            try FileManager.default.createSymbolicLink(atPath: models + "/" + entry, withDestinationPath: shared.settings.modelsDir + "/" + entry)
+        }
+        var environment = ProcessInfo.processInfo.environment
+        environment["AVATAR_DATA_DIR"] = temporaryDirectory("avatar-degraded")
+        environment["AVATAR_MODELS_DIR"] = models
+        environment["AVATAR_LLM_EMBEDDED"] = "false"
+        environment["AVATAR_REDIS"] = "off"
+        let settings = try await AvatarSettings.load(environment: environment)
+        let runtime = try AvatarRuntime.make(settings: settings, logger: Logger(label: "test-degraded"))
+        let supervisor = try #require(runtime.supervisor)
+        let host = try #require(runtime.engineHost)
+        let supervision = Task { try await supervisor.run() }
+        defer { supervision.cancel() }
+        let deadline = ContinuousClock.now + .seconds(settings.engineStartTimeout)
+        var health: EngineHostHealth?
+        while ContinuousClock.now < deadline {
+            health = try? await host.health()
+            if let status = health?.status, status != "loading" { break }
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        #expect(health?.status == "degraded", "\(String(describing: health?.status))")
+        #expect(health?.failed.map(\.name) == ["tts"])
+        // The supervisor keeps it (200), so the working engines serve.
+        let clip = try #require(try TestData.librivoxClips().first)
+        let text = try await host.transcribe(audio: try #require(FileManager.default.contents(atPath: clip.path))).text
+        #expect(wordErrorRate(reference: clip.text, hypothesis: text) < 0.2)
+        await #expect { _ = try await host.speech(text: "Hello.", voice: "en_US-joe-medium") } throws: { error in
+            guard case .rejected(_, let status, let code, _)? = error as? EngineError else { return false }
+            return status == 503 && code == "engine_unavailable"
+        }
+        let component = try #require(await runtime.readiness().first { $0.name == "engine-host" })
+        #expect(component.state == .degraded)
+        #expect(component.reason?.contains("tts") == true)
+        #expect(component.details["capability.asr"] == "ready")
+        #expect(await supervisor.statuses().first { $0.name == "engine-host" }?.details["restarts"] == "0")
     }
 
     @Test("Managed Redis serves the cache")

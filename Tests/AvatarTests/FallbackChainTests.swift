@@ -123,6 +123,17 @@ struct FallbackChainTests {
         #expect(ollamaText == "Hello there. How are you today?")
     }
 
+    @Test("A server that splits every multi-byte character across reads: Russian and emoji arrive intact in both clients")
+    func wireSplitUTF8() async {
+        let expected = "Привет, как дела? 🙂 Ёж ест щи."
+        let (openAIText, openAIError) = await drain(openAI("splitutf8").stream([.user("привет")]))
+        #expect(openAIError == nil)
+        #expect(openAIText == expected)
+        let (ollamaText, ollamaError) = await drain(ollama("splitutf8").stream([.user("привет")]))
+        #expect(ollamaError == nil)
+        #expect(ollamaText == expected)
+    }
+
     @Test("Request bodies follow the APIs: Ollama model/messages/stream/options/keep_alive, OpenAI max_tokens")
     func requestBodies() async throws {
         let messages: [ChatMessage] = [.system("Be brief."), .user("Hi")]

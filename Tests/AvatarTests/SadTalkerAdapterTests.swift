@@ -37,8 +37,11 @@ struct SadTalkerAdapterTests {
     @Test("Errors, crashes and hangs become typed errors, not hangs", arguments: ["error", "crash", "notinstalled"])
     func faults(mode: String) async throws {
         let (photo, audio, output) = try inputs()
-        await #expect(throws: SadTalkerError.self) {
-            _ = try await adapter(mode: mode).generate(photo: photo, audio: audio, output: output)
+        await #expect { _ = try await adapter(mode: mode).generate(photo: photo, audio: audio, output: output) } throws: { error in
+            switch (mode, error as? SadTalkerError) {
+            case ("error", .failed?), ("crash", .workerCrashed?), ("notinstalled", .notInstalled?): return true
+            default: return false
+            }
         }
     }
 
@@ -46,7 +49,7 @@ struct SadTalkerAdapterTests {
     func hang() async throws {
         let (photo, audio, output) = try inputs()
         let started = ContinuousClock.now
-        await #expect(throws: SadTalkerError.self) {
+        await #expect(throws: SadTalkerError.timeout(1)) {
             _ = try await SadTalkerAdapter(command: ["FAKE_MODE=hang", "python3", Self.fake], checkout: "/unused", checkpoints: nil, timeout: 1, grace: 0.5)
                 .generate(photo: photo, audio: audio, output: output)
         }

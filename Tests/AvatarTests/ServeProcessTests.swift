@@ -22,6 +22,27 @@ struct ServeProcessTests {
         #expect(outcome.stderr.contains("AVATAR_PORT") && outcome.stderr.contains("abc"))
     }
 
+    @Test("A port another program holds → exit 2 with what to do")
+    func portInUse() async throws {
+        // Hold a loopback port, as another server would.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        try #require(bound == 0 && listen(fd, 1) == 0)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let outcome = try await runToExit(["serve"], environment: [
+            "AVATAR_HOME": temporaryDirectory(), "AVATAR_PORT": String(port), "AVATAR_ENGINES_ENABLED": "false", "AVATAR_REDIS": "off",
+        ])
+        #expect(outcome.status == 2, "exit \(outcome.status): \(outcome.stderr.suffix(400))")
+        #expect(outcome.stderr.contains("already in use") && outcome.stderr.contains("AVATAR_PORT"), "\(outcome.stderr.suffix(400))")
+    }
+
     @Test("Unwritable data dir → non-zero exit with a one-line reason")
     func unwritableDataDir() async throws {
         let home = temporaryDirectory()

@@ -21,11 +21,13 @@ struct SpeechRecognizerTests {
             try await recognizer.push(Array(audio[start..<min(start + chunk, audio.count)]))
         }
         let open = await recognizer.utteranceOpen
-        // Events yielded so far are buffered in the stream; finish() adds at most one final.
         try await recognizer.finish()
         let all = try await collector.value
-        let finalsBefore = open ? all.count - 1 : all.count
-        return (Array(all.prefix(finalsBefore)), open, Array(all.dropFirst(finalsBefore)))
+        guard open, let last = all.lastIndex(where: { $0.kind == .final }) else { return (all, open, []) }
+        // finish() closed the open utterance: its final is the last one, its speechStopped the last one.
+        let stopped = all.lastIndex { $0.kind == .speechStopped }
+        let before = all.indices.filter { $0 != last && $0 != stopped }.map { all[$0] }
+        return (before, open, [all[last]])
     }
 
     static func cache() -> CacheManager { CacheManager(logger: Logger(label: "test-speech-cache")) }
@@ -55,6 +57,35 @@ struct SpeechRecognizerTests {
         let wer = wordErrorRate(reference: references.joined(separator: " "), hypothesis: hypotheses.joined(separator: " "))
         print("streamed LibriVox WER: \(String(format: "%.3f", wer)) over \(references.count) clips")
         #expect(wer <= 0.05, "WER \(wer): \(hypotheses)")
+    }
+
+    @Test("Voice activity comes from the VAD hop: speechStarted ≤ 150 ms of audio after the onset, before any transcript; speechStopped before the final")
+    func voiceActivityEvents() async throws {
+        let host = try #require(try await EngineFixture.shared.runtime().engineHost)
+        for clip in try TestData.librivoxClips().prefix(3) {
+            let audio = try await AudioSamples.load(clip.path)
+            let recognizer = try StreamingSpeechRecognizer(host: host, cache: nil)
+            // 20 ms chunks, as a browser's microphone sends them, after 1 s of silence.
+            let samples = [Float](repeating: 0, count: 16000) + audio.samples + [Float](repeating: 0, count: 16000)
+            let collector = Task { var all: [TranscriptEvent] = []; for try await e in recognizer.events { all.append(e) }; return all }
+            for start in stride(from: 0, to: samples.count, by: 320) {
+                try await recognizer.push(Array(samples[start..<min(start + 320, samples.count)]))
+            }
+            try await recognizer.finish()
+            let events = try await collector.value
+            let started = try #require(events.first, "no events for \(clip.path)")
+            #expect(started.kind == .speechStarted, "first event \(started.kind)")
+            #expect(started.text.isEmpty)
+            #expect(started.speechStart >= 0.9, "onset \(started.speechStart) s inside the leading silence")
+            let delay = started.heardUntil - started.speechStart
+            print(String(format: "speechStarted %.3f s of audio after the onset (%@)", delay, (clip.path as NSString).lastPathComponent))
+            #expect(delay <= 0.15, "speechStarted \(delay) s after the onset")
+            let stopped = try #require(events.firstIndex { $0.kind == .speechStopped })
+            let final = try #require(events.firstIndex { $0.kind == .final })
+            #expect(stopped < final)
+            #expect(events[final].speechStart == started.speechStart)
+            #expect(events.filter { $0.kind == .speechStarted }.count == events.filter { $0.kind == .final }.count)
+        }
     }
 
     @Test("A Festival Russian sentence: auto-detected as ru, the language locks, WER ≤ 15 %")

@@ -154,10 +154,11 @@ struct VoiceClonerTests {
         await #expect(throws: VoiceError.self) {
             _ = try await cloner.createVoice(name: "nothing", language: "en", samples: [empty, random, twoHours])
         }
-        do {
+        await #expect {
             _ = try await cloner.createVoice(name: "nothing", language: "en", samples: [empty, random])
-        } catch let error as VoiceError {
-            #expect(error.userMessage.contains("empty.wav") && error.userMessage.contains("random.wav"))
+        } throws: { error in
+            guard let error = error as? VoiceError else { return false }
+            return error.userMessage.contains("empty.wav") && error.userMessage.contains("random.wav")
         }
         await #expect(throws: VoiceError.unsupportedLanguage("de", supported: ["en", "ru"])) {
             _ = try await cloner.createVoice(name: "german", language: "de", samples: VoiceTestAudio.enrollment)

@@ -301,11 +301,17 @@ def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2, as
     # -- routes ---------------------------------------------------------------------------------
     @app.get("/health")
     async def health():
+        # Readiness per capability: one engine that failed to load (a broken voice, a damaged model)
+        # makes the host "degraded", not down; its requests answer 503 engine_unavailable while the
+        # others serve. 503 only while loading, or when nothing loaded.
         slots = engines.slots
-        if all(s.status == "ready" for s in slots.values()):
+        states = [s.status for s in slots.values()]
+        if all(state == "ready" for state in states):
             status, code = "ok", 200
-        elif any(s.status == "loading" for s in slots.values()):
+        elif "loading" in states:
             status, code = "loading", 503
+        elif "ready" in states:
+            status, code = "degraded", 200
         else:
             status, code = "error", 503
         body: dict[str, Any] = {"status": status, "version": __version__,

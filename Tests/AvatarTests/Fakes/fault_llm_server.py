@@ -9,6 +9,8 @@ The first path segment picks the behaviour, so one process serves every case:
   /slow/...        1.5 s before the first token, then a normal stream
   /ollamaerror/... Ollama stream: one token, then an {"error": ...} line
   /echo/...        the request body, as the only token of a normal stream
+  /splitutf8/...   Russian and emoji tokens as raw UTF-8, every byte its own HTTP chunk (a multi-byte
+                   character always arrives split across reads)
 The rest of the path is /v1/chat/completions (OpenAI SSE) or /api/chat (Ollama NDJSON).
 Prints "listening on PORT" once ready.
 """
@@ -22,6 +24,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TOKENS = ["Hello", " there", ".", " How", " are", " you", " today", "?"]
+UTF8_TOKENS = ["Привет", ", ", "как", " дела", "? ", "🙂", " Ёж ест щи."]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -34,11 +37,12 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 
-    def event(self, ollama: bool, token: str) -> bytes:
+    def event(self, ollama: bool, token: str, ascii_only: bool = True) -> bytes:
         if ollama:
             return (json.dumps({"model": "fake", "created_at": "2024-01-01T00:00:00Z",
-                                "message": {"role": "assistant", "content": token}, "done": False}) + "\n").encode()
-        return f"data: {json.dumps({'choices': [{'delta': {'content': token}}]})}\n\n".encode()
+                                "message": {"role": "assistant", "content": token}, "done": False},
+                               ensure_ascii=ascii_only) + "\n").encode()
+        return f"data: {json.dumps({'choices': [{'delta': {'content': token}}]}, ensure_ascii=ascii_only)}\n\n".encode()
 
     def end(self, ollama: bool) -> bytes:
         if ollama:
@@ -72,6 +76,14 @@ class Handler(BaseHTTPRequestHandler):
             return
         if mode == "slow":
             time.sleep(1.5)
+        if mode == "splitutf8":
+            for token in UTF8_TOKENS:
+                for byte in self.event(ollama, token, ascii_only=False):
+                    self.chunk(bytes([byte]))
+                    time.sleep(0.002)
+            self.chunk(self.end(ollama))
+            self.wfile.write(b"0\r\n\r\n")
+            return
         tokens = [request.decode()] if mode == "echo" else TOKENS
         for index, token in enumerate(tokens):
             if mode == "disconnect" and index == 2:
