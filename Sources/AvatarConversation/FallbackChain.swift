@@ -65,10 +65,13 @@ public struct FallbackChain: Sendable {
     public let backends: [any LLMBackend]
     let breakers: [CircuitBreaker]
     public let policy: RetryPolicy
+    /// Shortest time between two health probes of a backend whose circuit is open.
+    let probeInterval: Duration
 
-    public init(backends: [any LLMBackend], policy: RetryPolicy = RetryPolicy(), breakerThreshold: Int = 3, breakerCooldown: Duration = .seconds(30)) {
+    public init(backends: [any LLMBackend], policy: RetryPolicy = RetryPolicy(), breakerThreshold: Int = 3, breakerCooldown: Duration = .seconds(30), probeInterval: Duration = .seconds(2)) {
         self.backends = backends
         self.policy = policy
+        self.probeInterval = probeInterval
         breakers = backends.map { _ in CircuitBreaker(threshold: breakerThreshold, cooldown: breakerCooldown) }
     }
 
@@ -99,7 +102,9 @@ public struct FallbackChain: Sendable {
             var attempt = 0
             while attempt < policy.attempts {
                 attempt += 1
-                guard await breaker.allow() else {
+                // A cancelled reply (barge-in) is nobody's failure: no breaker counts it, nothing canned is said.
+                if Task.isCancelled { return status }
+                guard await allow(breaker, backend) else {
                     status.skipped.append(backend.name)
                     break
                 }
@@ -109,7 +114,14 @@ public struct FallbackChain: Sendable {
                     await breaker.recordSuccess()
                     status.backend = backend.name
                     return status
+                case .cancelled:
+                    await breaker.releaseTrial()
+                    return status
                 case .failed(let error, let sentText):
+                    if Task.isCancelled || error is CancellationError {
+                        await breaker.releaseTrial()
+                        return status
+                    }
                     await breaker.recordFailure()
                     let engineError = error as? EngineError
                     let message = (error as? any AvatarError)?.userMessage ?? "\(error)"
@@ -120,18 +132,34 @@ public struct FallbackChain: Sendable {
                         status.interrupted = true
                         return status
                     }
-                    if Task.isCancelled { return status }
                     guard retryable, attempt < policy.attempts else { attempt = policy.attempts; continue }
-                    try? await Task.sleep(for: policy.backoff * (1 << (attempt - 1)))
+                    do {
+                        try await Task.sleep(for: policy.backoff * (1 << (attempt - 1)))
+                    } catch {
+                        return status
+                    }
                 }
             }
         }
+        if Task.isCancelled { return status }
         emit(canned)
         return status
     }
 
+    /// Whether the breaker lets a call through; while it is open, a cheap health probe of the backend (at most one
+    /// per `probeInterval`) moves it to half-open as soon as the backend answers again, e.g. right after the
+    /// supervisor restarted the embedded model, instead of waiting out the whole cooldown.
+    private func allow(_ breaker: CircuitBreaker, _ backend: any LLMBackend) async -> Bool {
+        if await breaker.allow() { return true }
+        guard await breaker.claimProbe(every: probeInterval) else { return false }
+        guard await backend.isAnswering() else { return false }
+        await breaker.probeSucceeded()
+        return await breaker.allow()
+    }
+
     private enum Outcome {
         case success
+        case cancelled
         case failed(any Error, sentText: Bool)
     }
 
@@ -197,6 +225,6 @@ public struct FallbackChain: Sendable {
                 continue
             }
         }
-        return .failed(CancellationError(), sentText: sent)
+        return .cancelled
     }
 }
