@@ -53,13 +53,17 @@ public actor Conversation {
     let database: AvatarDatabase
     let cache: ResponseCache?
     let options: ConversationOptions
-    let moderator = ChildSafetyModerator()
+    /// Child-safe mode's checks (lexicon, and the semantic classifier when one is given).
+    let safety: ChildSafetyGuard
+    /// The user's previous message, so the input check can read an escalation across two turns.
+    private var previousUserMessage: String?
     let emotions = EmotionDetector()
     let facts = FactExtractor()
     /// The messages sent to the model for the latest reply (for diagnostics and tests).
     public private(set) var lastPrompt: [ChatMessage] = []
 
-    public init(avatarId: String, persona: Persona, chain: FallbackChain, database: AvatarDatabase, cache: ResponseCache? = nil, options: ConversationOptions = ConversationOptions()) {
+    public init(avatarId: String, persona: Persona, chain: FallbackChain, database: AvatarDatabase, cache: ResponseCache? = nil, options: ConversationOptions = ConversationOptions(), safety: ChildSafetyGuard = ChildSafetyGuard()) {
+        self.safety = safety
         self.avatarId = avatarId
         self.persona = persona
         self.chain = chain
@@ -86,17 +90,21 @@ public actor Conversation {
     private func produce(_ message: String, emit: @Sendable (ConversationEvent) -> Void) async throws {
         let language = LanguageGuess.detect(message)
         let userEmotion = emotions.detect(message)
-        _ = try database.appendTurn(StoredTurn(avatarId: avatarId, role: "user", text: message))
-        for fact in facts.facts(in: message) {
-            try database.saveFact(avatarId: avatarId, key: fact.key, fact: fact.fact)
-        }
         var metadata = ReplyMetadata(text: "", language: language, userEmotion: userEmotion, emotion: .neutral, chain: nil, moderated: nil, cached: false, capabilityNotice: nil)
-
-        if persona.isChildSafe, let category = moderator.check(message).category {
+        let childSafe = persona.isChildSafe
+        // Child-safe mode checks the message before anything else: a refused message reaches neither the model nor
+        // the remembered facts (an address the child typed is not kept), only the history with the script after it.
+        let inputVerdict = childSafe ? await safety.checkInput(message, previous: previousUserMessage) : .allowed
+        previousUserMessage = message
+        _ = try database.appendTurn(StoredTurn(avatarId: avatarId, role: "user", text: message))
+        if let category = inputVerdict.category {
             let redirect = ChildSafetyModerator.redirect(category, persona: persona, language: language)
             metadata.moderated = category
             try finish(redirect, segments: nil, metadata: metadata, emit: emit)
             return
+        }
+        for fact in facts.facts(in: message) {
+            try database.saveFact(avatarId: avatarId, key: fact.key, fact: fact.fact)
         }
 
         if let active = await chain.activeBackend(), !active.capabilities.supports(language: language) {
@@ -116,12 +124,13 @@ public actor Conversation {
         var segmenter = SpeakableSegmenter()
         var spoken: [SpeakableSegment] = []
         var status: ChainStatus?
-        let childSafe = persona.isChildSafe
+        // In child-safe mode every clause is checked before it is emitted (shown, spoken) or stored; the first
+        // flagged clause ends the reply, and the stream to the model is cancelled with it.
         events: for await event in chain.stream(prompt, options: ChatOptions(maxTokens: options.replyTokens, temperature: options.temperature), canned: persona.cannedReply(language: language)) {
             switch event {
             case .token(let token):
                 for segment in segmenter.feed(token) {
-                    if childSafe, let category = moderator.check(segment.text).category {
+                    if childSafe, let category = await safety.checkOutput(segment.text, previous: spoken.last?.text).category {
                         metadata.moderated = category
                         break events
                     }
@@ -134,7 +143,7 @@ public actor Conversation {
         }
         metadata.chain = status
         if metadata.moderated == nil, let last = segmenter.flush() {
-            if childSafe, let category = moderator.check(last.text).category {
+            if childSafe, let category = await safety.checkOutput(last.text, previous: spoken.last?.text).category {
                 metadata.moderated = category
             } else {
                 spoken.append(last)
@@ -142,7 +151,8 @@ public actor Conversation {
             }
         }
         if let category = metadata.moderated {
-            // The unsafe segment was never spoken: what was said stays, the redirection follows it.
+            // The unsafe clause was never shown, spoken or stored: what was said stays, and the redirection (a fixed
+            // script for self-harm, secrecy, meeting, personal data and sexual topics) follows it.
             let redirect = ChildSafetyModerator.redirect(category, persona: persona, language: language)
             try finish(redirect, segments: spoken, metadata: metadata, emit: emit)
             return

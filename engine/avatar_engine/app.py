@@ -23,6 +23,7 @@ from . import __version__
 from .asr import RESPONSE_FORMATS as ASR_FORMATS, ASREngine
 from .errors import EngineError, INVALID_REQUEST, SERVER_ERROR, bad_request, error_body
 from .landmarks import LandmarkEngine
+from .moderation import MAX_CHARS, MAX_TEXTS, ModerationEngine
 from .provision import ProvisionError, quick_check
 from .tts import TTSEngine, pcm_to_wav
 from .voice import VoiceEngine
@@ -117,6 +118,8 @@ class EngineSlot:
     engine: Any
     status: str = "loading"  # loading | ready | error
     error: Optional[str] = None
+    # An optional engine (the child-safety classifier) does not decide /health: its clients fall back without it.
+    required: bool = True
 
     def describe(self) -> dict[str, Any]:
         d = dict(self.engine.info()) if self.engine is not None else {}
@@ -146,7 +149,7 @@ class Engines:
 
 
 # model folder prefix (as in engine/models.json) -> engine that needs it; llm/ is not the host's
-ENGINE_FILES = {"asr": "whisper-base/", "tts": "piper/", "landmarks": "mediapipe/"}  # voice: weights ship in resemblyzer
+ENGINE_FILES = {"asr": "whisper-base/", "tts": "piper/", "landmarks": "mediapipe/", "moderation": "e5-small/"}  # voice: weights ship in resemblyzer
 
 
 def load_engines(engines: Engines) -> None:
@@ -251,6 +254,7 @@ def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2, as
         "landmarks": EngineSlot("landmarks", LandmarkEngine(models_dir / "mediapipe" / "face_landmarker.task")),
     }
     engines.slots["voice"] = EngineSlot("voice", VoiceEngine(engines.slots["asr"].engine.speech_probabilities))
+    engines.slots["moderation"] = EngineSlot("moderation", ModerationEngine(models_dir, threads=1), required=False)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -302,9 +306,10 @@ def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2, as
     @app.get("/health")
     async def health():
         slots = engines.slots
-        if all(s.status == "ready" for s in slots.values()):
+        required = [s for s in slots.values() if s.required]
+        if all(s.status == "ready" for s in required):
             status, code = "ok", 200
-        elif any(s.status == "loading" for s in slots.values()):
+        elif any(s.status == "loading" for s in required):
             status, code = "loading", 503
         else:
             status, code = "error", 503
@@ -316,6 +321,25 @@ def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2, as
         if engines.setup_error:
             body["error"] = engines.setup_error
         return JSONResponse(body, status_code=code)
+
+    @app.post("/v1/moderations")
+    async def moderations(request: Request):
+        """Child-safety classification, shaped like OpenAI's moderations API: {"input": str | [str]}."""
+        try:
+            body = await request.json()
+        except Exception:
+            raise bad_request("invalid_json", "Send a JSON body: {\"input\": \"text\"} or {\"input\": [\"text\", ...]}.")
+        texts = body.get("input") if isinstance(body, dict) else None
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            raise bad_request("invalid_input", "'input' must be a non-empty string or a list of strings.", param="input")
+        if len(texts) > MAX_TEXTS or any(len(t) > MAX_CHARS for t in texts):
+            raise bad_request("input_too_large", f"At most {MAX_TEXTS} texts of at most {MAX_CHARS} characters each.",
+                              param="input")
+        engine = engines.require("moderation")
+        results = await run_in_threadpool(engine.classify, texts)
+        return JSONResponse({"model": "child-safety-e5-small-knn", "results": results})
 
     @app.get("/v1/voices")
     async def voices():
