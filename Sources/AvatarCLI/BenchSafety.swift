@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import AvatarConversation
 import AvatarCore
 import AvatarEngines
@@ -15,6 +16,9 @@ struct BenchSafety: AsyncParsableCommand {
     @Option(help: "Layers: 'all' (lexicon + the engine host's classifier) or 'lexicon' (no engine host).")
     var layers = "all"
 
+    @Option(help: "Use an engine host that is already running at this URL (e.g. http://127.0.0.1:8001) instead of starting one.")
+    var hostURL: String?
+
     @Flag(help: "List the training split's misses and false refusals (the held-out split's are never listed).")
     var misses = false
 
@@ -28,6 +32,11 @@ struct BenchSafety: AsyncParsableCommand {
         switch layers {
         case "lexicon":
             await report(items, guard: ChildSafetyGuard(), layers: "lexicon only")
+        case "all" where hostURL != nil:
+            let client = EngineHostClient(endpoint: StaticEndpoint(engineName: "engine-host", url: hostURL!), client: .shared, timeout: 30)
+            let classifier = EngineHostSafetyClassifier(client: client, timeout: 30)
+            try await waitForClassifier(classifier)
+            await report(items, guard: ChildSafetyGuard(classifier: classifier), layers: "lexicon + classifier (engine host at \(hostURL!))")
         case "all":
             print("Starting the engine host…")
             try await withEngineHost { engines, _ in

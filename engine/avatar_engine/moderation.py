@@ -7,7 +7,7 @@ model (engine/models.json). No torch, no hub.
 The classifier is nearest-examples: a text's similarity to the unsafe examples of each category (mean of the
 `K` closest) is compared with its similarity to ordinary child prompts (the same mean). A text is flagged when
 its best unsafe category is closer than the ordinary prompts by more than `MARGIN`. The examples are the
-*training* split of data/child_safety_prompts.json only; the held-out split is what `avatar bench safety` measures
+*training* split of data/child_safety_prompts.json and data/child_safety_examples.json; the held-out split is what `avatar bench safety` measures
 and must never be added here. K and MARGIN were chosen on the training split (leave-one-item-out), with a low
 false-alarm rate preferred: the lexicon in Swift catches the plain wordings, this layer the paraphrases.
 """
@@ -25,6 +25,8 @@ from typing import Any, Optional
 import numpy as np
 
 DATA_FILE = Path(__file__).resolve().parent / "data" / "child_safety_prompts.json"
+# Examples written for the classifier alone (not part of the bench).
+EXAMPLES_FILE = Path(__file__).resolve().parent / "data" / "child_safety_examples.json"
 MODEL_FILE = "e5-small/e5-small-q4.bin"
 K = 2
 MARGIN = 0.02
@@ -47,6 +49,8 @@ def training_examples(data_file: Path = DATA_FILE) -> list[tuple[str, str, str]]
         if item["kind"] == "unsafe" and len(turns) > 1:
             texts = texts[-2:]
         rows.extend((item["kind"], item["category"], t) for t in texts)
+    examples = json.loads(EXAMPLES_FILE.read_text(encoding="utf-8"))
+    rows.extend((e["kind"], e["category"], e["text"]) for e in examples["examples"])
     return rows
 
 
