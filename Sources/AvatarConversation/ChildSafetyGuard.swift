@@ -3,22 +3,30 @@ import Foundation
 
 /// A semantic child-safety classifier: flags paraphrases that no lexicon foresaw.
 public protocol SafetyClassifier: Sendable {
-    /// One verdict per text (`layer` "classifier"); throws when the classifier cannot answer now.
-    func classify(_ texts: [String]) async throws -> [ModerationVerdict]
+    /// One verdict per text (`layer` "classifier"); throws when the classifier cannot answer now. `strict` false asks
+    /// for fewer false alarms (used on the model's own replies, where the lexicon still checks every clause).
+    func classify(_ texts: [String], strict: Bool) async throws -> [ModerationVerdict]
+}
+
+extension SafetyClassifier {
+    public func classify(_ texts: [String]) async throws -> [ModerationVerdict] { try await classify(texts, strict: true) }
 }
 
 /// The engine host's classifier over multilingual sentence embeddings (`POST /v1/moderations`).
 public struct EngineHostSafetyClassifier: SafetyClassifier {
     let client: EngineHostClient
     let timeout: Double
+    /// The margin for `strict: false` (the host's default, 0.02, applies otherwise). Model replies such as "What is
+    /// your name?" sit near the personal-data examples (0.025 measured); a clause must be clearly unsafe to be cut.
+    public static let lenientMargin = 0.04
 
     public init(client: EngineHostClient, timeout: Double = 5) {
         self.client = client
         self.timeout = timeout
     }
 
-    public func classify(_ texts: [String]) async throws -> [ModerationVerdict] {
-        try await client.moderate(texts, timeout: timeout).map { result in
+    public func classify(_ texts: [String], strict: Bool) async throws -> [ModerationVerdict] {
+        try await client.moderate(texts, margin: strict ? nil : Self.lenientMargin, timeout: timeout).map { result in
             guard result.flagged, let name = result.category else { return .allowed }
             let score = result.categoryScores[name].map { String(format: "%.3f", $0) } ?? "?"
             // An unknown category name from a newer engine host still refuses, as the most careful kind.
@@ -70,7 +78,7 @@ public struct ChildSafetyGuard: Sendable {
             let joined = lexicon.check(previous + " " + clause)
             if !joined.allowed { return joined }
         }
-        guard let classifier, let verdict = try? await classifier.classify([clause]).first else { return plain }
+        guard let classifier, let verdict = try? await classifier.classify([clause], strict: false).first else { return plain }
         return verdict
     }
 }

@@ -12,10 +12,13 @@ public struct ModerationResult: Codable, Sendable, Equatable {
 }
 
 extension EngineHostClient {
-    /// Classifies up to 32 texts with the engine host's embedding classifier.
-    public func moderate(_ texts: [String], timeout: Double = 5) async throws -> [ModerationResult] {
+    /// Classifies up to 32 texts with the engine host's embedding classifier; `margin` overrides how much closer to
+    /// the unsafe examples than to ordinary prompts a text must be to be flagged (nil: the host's default).
+    public func moderate(_ texts: [String], margin: Double? = nil, timeout: Double = 5) async throws -> [ModerationResult] {
         struct Answer: Decodable { var results: [ModerationResult] }
-        let body = try JSONSerialization.data(withJSONObject: ["input": texts])
+        var request: [String: Any] = ["input": texts]
+        if let margin { request["margin"] = margin }
+        let body = try JSONSerialization.data(withJSONObject: request)
         let response = try await http.send(.POST, "/v1/moderations", body: body, contentType: "application/json", timeout: timeout)
         let answer = try http.decode(Answer.self, from: response.body)
         guard answer.results.count == texts.count else {

@@ -138,7 +138,7 @@ struct ChildSafeModeTests {
 struct KeywordClassifier: SafetyClassifier {
     let flagging: String?
 
-    func classify(_ texts: [String]) async throws -> [ModerationVerdict] {
+    func classify(_ texts: [String], strict: Bool) async throws -> [ModerationVerdict] {
         guard let flagging else { throw EngineError.unavailable(engine: "engine-host", reason: "down") }
         let words = flagging.split(separator: " ")
         return texts.map { text in

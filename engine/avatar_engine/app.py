@@ -23,7 +23,7 @@ from . import __version__
 from .asr import RESPONSE_FORMATS as ASR_FORMATS, ASREngine
 from .errors import EngineError, INVALID_REQUEST, SERVER_ERROR, bad_request, error_body
 from .landmarks import LandmarkEngine
-from .moderation import MAX_CHARS, MAX_TEXTS, ModerationEngine
+from .moderation import MARGIN, MAX_CHARS, MAX_TEXTS, ModerationEngine
 from .provision import ProvisionError, quick_check
 from .tts import TTSEngine, pcm_to_wav
 from .voice import VoiceEngine
@@ -324,7 +324,8 @@ def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2, as
 
     @app.post("/v1/moderations")
     async def moderations(request: Request):
-        """Child-safety classification, shaped like OpenAI's moderations API: {"input": str | [str]}."""
+        """Child-safety classification, shaped like OpenAI's moderations API: {"input": str | [str]}, optional
+        "margin" (how much closer to unsafe examples than to ordinary ones a text must be; default MARGIN)."""
         try:
             body = await request.json()
         except Exception:
@@ -337,8 +338,11 @@ def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2, as
         if len(texts) > MAX_TEXTS or any(len(t) > MAX_CHARS for t in texts):
             raise bad_request("input_too_large", f"At most {MAX_TEXTS} texts of at most {MAX_CHARS} characters each.",
                               param="input")
+        margin = body.get("margin", MARGIN)
+        if not isinstance(margin, (int, float)) or isinstance(margin, bool) or not -1 <= margin <= 1:
+            raise bad_request("invalid_margin", "'margin' must be a number between -1 and 1.", param="margin")
         engine = engines.require("moderation")
-        results = await run_in_threadpool(engine.classify, texts)
+        results = await run_in_threadpool(engine.classify, texts, float(margin))
         return JSONResponse({"model": "child-safety-e5-small-knn", "results": results})
 
     @app.get("/v1/voices")

@@ -113,7 +113,7 @@ class ModerationEngine:
             pass  # a read-only models dir only costs the embedding time at the next start
         return embedded
 
-    def classify(self, texts: list[str]) -> list[dict[str, Any]]:
+    def classify(self, texts: list[str], margin: float = MARGIN) -> list[dict[str, Any]]:
         assert self.examples is not None and self.kinds is not None and self.categories is not None
         with self.lock:
             vectors = np.asarray(self.model.query(texts), dtype=np.float32).reshape(len(texts), -1)
@@ -128,9 +128,9 @@ class ModerationEngine:
             best = max(scores, key=scores.get)
             nearest = int(np.argmax(row))
             results.append({
-                "flagged": scores[best] > MARGIN,
-                "category": best if scores[best] > MARGIN else None,
-                "categories": {c: s > MARGIN for c, s in scores.items()},
+                "flagged": scores[best] > margin,
+                "category": best if scores[best] > margin else None,
+                "categories": {c: s > margin for c, s in scores.items()},
                 "category_scores": {c: round(s, 4) for c, s in scores.items()},
                 "nearest_example": self.texts[nearest],
             })
