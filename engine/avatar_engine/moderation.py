@@ -6,7 +6,7 @@ model (engine/models.json). No torch, no hub.
 
 The classifier is nearest-examples: a text's similarity to the unsafe examples of each category (mean of the
 `K` closest) is compared with its similarity to ordinary child prompts (the same mean). A text is flagged when
-its best unsafe category is closer than the ordinary prompts by more than `MARGIN`. The examples are the
+its best unsafe category is closer than the ordinary prompts by more than `MARGIN` (less for self-harm). The examples are the
 *training* split of data/child_safety_prompts.json and data/child_safety_examples.json; the held-out split is what `avatar bench safety` measures
 and must never be added here. K and MARGIN were chosen on the training split (leave-one-item-out), with a low
 false-alarm rate preferred: the lexicon in Swift catches the plain wordings, this layer the paraphrases.
@@ -30,6 +30,10 @@ EXAMPLES_FILE = Path(__file__).resolve().parent / "data" / "child_safety_example
 MODEL_FILE = "e5-small/e5-small-q4.bin"
 K = 2
 MARGIN = 0.02
+# Self-harm is flagged at a smaller margin: a false alarm there costs a kind helpline message, a miss much more.
+# On the training examples (leave-one-out) 0.005 raises self-harm recall from 82 % to 97 % for +1.5 points of
+# ordinary prompts flagged.
+CATEGORY_OFFSETS = {"self-harm": -0.015}
 MAX_TEXTS = 32
 MAX_CHARS = 2000
 
@@ -125,12 +129,13 @@ class ModerationEngine:
             safe = float(np.sort(row[ordinary])[-K:].mean())
             scores = {c: float(np.sort(row[(~ordinary) & (self.categories == c)])[-K:].mean()) - safe
                       for c in unsafe_categories}
-            best = max(scores, key=scores.get)
+            over = {c: s - (margin + CATEGORY_OFFSETS.get(c, 0.0)) for c, s in scores.items()}
+            best = max(over, key=over.get)
             nearest = int(np.argmax(row))
             results.append({
-                "flagged": scores[best] > margin,
-                "category": best if scores[best] > margin else None,
-                "categories": {c: s > margin for c, s in scores.items()},
+                "flagged": over[best] > 0,
+                "category": best if over[best] > 0 else None,
+                "categories": {c: o > 0 for c, o in over.items()},
                 "category_scores": {c: round(s, 4) for c, s in scores.items()},
                 "nearest_example": self.texts[nearest],
             })
