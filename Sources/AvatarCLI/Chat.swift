@@ -71,7 +71,7 @@ struct LLMSession {
     let http: HTTPClient
     let supervision: Task<Void, any Error>?
 
-    static func start(settings: AvatarSettings, policy: RetryPolicy = RetryPolicy()) async throws -> LLMSession {
+    static func start(settings: AvatarSettings, policy: RetryPolicy = RetryPolicy(firstTokenTimeout: .seconds(60))) async throws -> LLMSession {
         let logger = bootstrapLogging(settings)
         let runtime: AvatarRuntime
         do {

@@ -18,7 +18,7 @@ public struct EngineHostSafetyClassifier: SafetyClassifier {
     let timeout: Double
     /// The margin for `strict: false` (the host's default, 0.02, applies otherwise). Model replies such as "What is
     /// your name?" sit near the personal-data examples (0.025 measured); a clause must be clearly unsafe to be cut.
-    public static let lenientMargin = 0.04
+    public static let lenientMargin = 0.05
 
     public init(client: EngineHostClient, timeout: Double = 5) {
         self.client = client

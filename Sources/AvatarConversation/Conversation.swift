@@ -197,9 +197,11 @@ public actor Conversation {
         // The current message was stored already; it goes last, on its own.
         if recent.last?.role == "user", recent.last?.text == message { recent.removeLast() }
 
+        // The system prompt changes only when memory does: llama.cpp reuses the evaluated prefix of the previous
+        // prompt, and a changed first message makes it evaluate the whole history again (seconds per turn on one CPU
+        // thread, past the first-token timeout late in a conversation). The turn's tone hint goes last instead.
         func system() -> String {
             var parts = [persona.systemPrompt(language: language)]
-            if let hint = EmotionDetector.toneHint(for: emotion, language: language) { parts.append(hint) }
             if !memory.facts.isEmpty {
                 parts.append((language == "ru" ? "Что ты знаешь о собеседнике:\n" : "What you know about the user:\n") + memory.facts.keys.sorted().compactMap { memory.facts[$0] }.map { "- " + $0 }.joined(separator: "\n"))
             }
@@ -209,13 +211,19 @@ public actor Conversation {
             return parts.joined(separator: "\n\n")
         }
 
+        let hint = EmotionDetector.toneHint(for: emotion, language: language)
         let budget = options.contextTokens - options.replyTokens
         let summaryBudget = max(64, budget / 5)
-        var used = TokenEstimate.tokens(system()) + TokenEstimate.tokens(message)
+        let fixed = TokenEstimate.tokens(system()) + TokenEstimate.tokens(message) + (hint.map(TokenEstimate.tokens) ?? 0)
         var kept: [StoredTurn] = []
+        // When the history no longer fits, fold it down to 60 % of the budget, not just by the one turn that
+        // overflowed: the prompt's prefix then stays the same for the next several turns (prompt cache).
+        let total = recent.reduce(fixed) { $0 + TokenEstimate.tokens($1.text) }
+        let target = total > budget ? Int(Double(budget) * 0.6) : budget
+        var used = fixed
         for turn in recent.reversed() {
             let cost = TokenEstimate.tokens(turn.text)
-            if used + cost > budget { break }
+            if used + cost > target { break }
             used += cost
             kept.insert(turn, at: 0)
         }
@@ -225,7 +233,7 @@ public actor Conversation {
             memory.summarizedThrough = lastFolded
             try database.saveSummary(avatarId: avatarId, summary: memory.summary, through: lastFolded)
         }
-        return [.system(system())] + kept.map { ChatMessage(role: $0.role, content: $0.text) } + [.user(message)]
+        return [.system(system())] + kept.map { ChatMessage(role: $0.role, content: $0.text) } + (hint.map { [.system($0)] } ?? []) + [.user(message)]
     }
 
     static func capabilityNotice(backend: any LLMBackend, language: String) -> String {

@@ -8,13 +8,17 @@ public struct RetryPolicy: Sendable {
     public var attempts: Int
     /// Delay before the first retry; doubled for each further one.
     public var backoff: Duration
-    /// Longest wait for the first token, and between two tokens.
+    /// Longest wait between two tokens (and for the first one, unless `firstTokenTimeout` is set).
     public var stallTimeout: Duration
+    /// Longest wait for the first token: a small model on one CPU thread evaluates a long history for many seconds
+    /// before it says anything, alive but silent.
+    public var firstTokenTimeout: Duration
 
-    public init(attempts: Int = 2, backoff: Duration = .milliseconds(200), stallTimeout: Duration = .seconds(20)) {
+    public init(attempts: Int = 2, backoff: Duration = .milliseconds(200), stallTimeout: Duration = .seconds(20), firstTokenTimeout: Duration? = nil) {
         self.attempts = attempts
         self.backoff = backoff
         self.stallTimeout = stallTimeout
+        self.firstTokenTimeout = firstTokenTimeout ?? stallTimeout
     }
 }
 
@@ -108,7 +112,7 @@ public struct FallbackChain: Sendable {
                     status.skipped.append(backend.name)
                     break
                 }
-                let outcome = await Self.attempt(backend, messages, options, stallTimeout: policy.stallTimeout, emit: emit)
+                let outcome = await Self.attempt(backend, messages, options, stallTimeout: policy.stallTimeout, firstTokenTimeout: policy.firstTokenTimeout, emit: emit)
                 switch outcome {
                 case .success:
                     await breaker.recordSuccess()
@@ -171,7 +175,7 @@ public struct FallbackChain: Sendable {
     }
 
     /// One call to one backend, with a watchdog that fails it when no token arrives for `stallTimeout`.
-    private static func attempt(_ backend: any LLMBackend, _ messages: [ChatMessage], _ options: ChatOptions, stallTimeout: Duration, emit: @Sendable (String) -> Void) async -> Outcome {
+    private static func attempt(_ backend: any LLMBackend, _ messages: [ChatMessage], _ options: ChatOptions, stallTimeout: Duration, firstTokenTimeout: Duration, emit: @Sendable (String) -> Void) async -> Outcome {
         let (signals, continuation) = AsyncStream<Signal>.makeStream()
         let reader = Task {
             do {
@@ -183,7 +187,7 @@ public struct FallbackChain: Sendable {
         }
         func arm(_ generation: Int) -> Task<Void, Never> {
             Task {
-                try? await Task.sleep(for: stallTimeout)
+                try? await Task.sleep(for: generation == 0 ? firstTokenTimeout : stallTimeout)
                 if !Task.isCancelled { continuation.yield(.stalled(generation)) }
             }
         }
@@ -218,7 +222,8 @@ public struct FallbackChain: Sendable {
             case .failed(let error):
                 return .failed(error, sentText: sent)
             case .stalled(let at) where at == generation:
-                let seconds = Double(stallTimeout.components.seconds) + Double(stallTimeout.components.attoseconds) / 1e18
+                let limit = generation == 0 ? firstTokenTimeout : stallTimeout
+                let seconds = Double(limit.components.seconds) + Double(limit.components.attoseconds) / 1e18
                 let phase = sent ? "between two tokens" : "before the first token"
                 return .failed(EngineError.timeout(engine: backend.name + " (\(phase))", seconds: seconds), sentText: sent)
             case .stalled:

@@ -39,7 +39,9 @@ struct ConversationTests {
         #expect(metadata.emotion.label == .sadness)
         #expect(metadata.emotion.intensity > 0)
         #expect(metadata.text == "Oh no, I'm sorry. Cats are sweet 🐱.")
-        #expect(await talk.lastPrompt.first?.content.contains("be gentle") == true)
+        // The tone hint is the message before the user's, so the system prompt (the cached prefix) does not change.
+        #expect(await talk.lastPrompt.dropLast().last?.content.contains("be gentle") == true)
+        #expect(await talk.lastPrompt.first?.content.contains("be gentle") == false)
     }
 
     @Test("Unsafe input is redirected in character without calling the model")
