@@ -31,7 +31,8 @@ struct Chat: AsyncParsableCommand {
             fail("the stored persona of \(record.name) is not valid JSON: \(error)")
         }
         let talk = Conversation(avatarId: record.id, persona: persona, chain: session.chain, database: session.runtime.database,
-                                cache: ResponseCache(cache: session.runtime.cache), options: ConversationOptions(contextTokens: settings.llmContextSize))
+                                cache: ResponseCache(cache: session.runtime.cache), options: ConversationOptions(contextTokens: settings.llmContextSize),
+                                safety: ChildSafetyGuard(classifier: session.runtime.engineHost.map { EngineHostSafetyClassifier(client: $0, timeout: 3) }))
         print("Chatting with \(persona.name) (models: \(session.chain.backends.map(\.name).joined(separator: " → ")) → canned reply; child-safe: \(persona.isChildSafe ? "on" : "off")). Empty line or Ctrl-D ends.")
         while true {
             print("\nyou> ", terminator: "")
@@ -70,7 +71,7 @@ struct LLMSession {
     let http: HTTPClient
     let supervision: Task<Void, any Error>?
 
-    static func start(settings: AvatarSettings, policy: RetryPolicy = RetryPolicy()) async throws -> LLMSession {
+    static func start(settings: AvatarSettings, policy: RetryPolicy = RetryPolicy(firstTokenTimeout: .seconds(60))) async throws -> LLMSession {
         let logger = bootstrapLogging(settings)
         let runtime: AvatarRuntime
         do {

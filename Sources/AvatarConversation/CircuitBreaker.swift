@@ -41,6 +41,28 @@ public actor CircuitBreaker {
         trialInFlight = false
     }
 
+    /// A trial call ended without a verdict (cancelled by the user): the next call may try again.
+    public func releaseTrial() {
+        trialInFlight = false
+    }
+
+    private var lastProbe: ContinuousClock.Instant?
+
+    /// While open, whether the caller may probe the backend's health now (at most once per `interval`).
+    public func claimProbe(every interval: Duration) -> Bool {
+        guard state == .open else { return false }
+        if let lastProbe, ContinuousClock.now - lastProbe < interval { return false }
+        lastProbe = .now
+        return true
+    }
+
+    /// The backend answered a health probe: skip the rest of the cooldown and let one trial call through
+    /// (half-open). The trial's outcome closes or reopens the circuit.
+    public func probeSucceeded() {
+        guard let openedAt, ContinuousClock.now - openedAt < cooldown else { return }
+        self.openedAt = ContinuousClock.now - cooldown
+    }
+
     public func recordFailure() {
         trialInFlight = false
         failures += 1

@@ -53,13 +53,17 @@ public actor Conversation {
     let database: AvatarDatabase
     let cache: ResponseCache?
     let options: ConversationOptions
-    let moderator = ChildSafetyModerator()
+    /// Child-safe mode's checks (lexicon, and the semantic classifier when one is given).
+    let safety: ChildSafetyGuard
+    /// The user's previous message, so the input check can read an escalation across two turns.
+    private var previousUserMessage: String?
     let emotions = EmotionDetector()
     let facts = FactExtractor()
     /// The messages sent to the model for the latest reply (for diagnostics and tests).
     public private(set) var lastPrompt: [ChatMessage] = []
 
-    public init(avatarId: String, persona: Persona, chain: FallbackChain, database: AvatarDatabase, cache: ResponseCache? = nil, options: ConversationOptions = ConversationOptions()) {
+    public init(avatarId: String, persona: Persona, chain: FallbackChain, database: AvatarDatabase, cache: ResponseCache? = nil, options: ConversationOptions = ConversationOptions(), safety: ChildSafetyGuard = ChildSafetyGuard()) {
+        self.safety = safety
         self.avatarId = avatarId
         self.persona = persona
         self.chain = chain
@@ -86,17 +90,21 @@ public actor Conversation {
     private func produce(_ message: String, emit: @Sendable (ConversationEvent) -> Void) async throws {
         let language = LanguageGuess.detect(message)
         let userEmotion = emotions.detect(message)
-        _ = try database.appendTurn(StoredTurn(avatarId: avatarId, role: "user", text: message))
-        for fact in facts.facts(in: message) {
-            try database.saveFact(avatarId: avatarId, key: fact.key, fact: fact.fact)
-        }
         var metadata = ReplyMetadata(text: "", language: language, userEmotion: userEmotion, emotion: .neutral, chain: nil, moderated: nil, cached: false, capabilityNotice: nil)
-
-        if persona.isChildSafe, let category = moderator.check(message).category {
+        let childSafe = persona.isChildSafe
+        // Child-safe mode checks the message before anything else: a refused message reaches neither the model nor
+        // the remembered facts (an address the child typed is not kept), only the history with the script after it.
+        let inputVerdict = childSafe ? await safety.checkInput(message, previous: previousUserMessage) : .allowed
+        previousUserMessage = message
+        _ = try database.appendTurn(StoredTurn(avatarId: avatarId, role: "user", text: message))
+        if let category = inputVerdict.category {
             let redirect = ChildSafetyModerator.redirect(category, persona: persona, language: language)
             metadata.moderated = category
             try finish(redirect, segments: nil, metadata: metadata, emit: emit)
             return
+        }
+        for fact in facts.facts(in: message) {
+            try database.saveFact(avatarId: avatarId, key: fact.key, fact: fact.fact)
         }
 
         if let active = await chain.activeBackend(), !active.capabilities.supports(language: language) {
@@ -116,12 +124,13 @@ public actor Conversation {
         var segmenter = SpeakableSegmenter()
         var spoken: [SpeakableSegment] = []
         var status: ChainStatus?
-        let childSafe = persona.isChildSafe
+        // In child-safe mode every clause is checked before it is emitted (shown, spoken) or stored; the first
+        // flagged clause ends the reply, and the stream to the model is cancelled with it.
         events: for await event in chain.stream(prompt, options: ChatOptions(maxTokens: options.replyTokens, temperature: options.temperature), canned: persona.cannedReply(language: language)) {
             switch event {
             case .token(let token):
                 for segment in segmenter.feed(token) {
-                    if childSafe, let category = moderator.check(segment.text).category {
+                    if childSafe, let category = await safety.checkOutput(segment.text, previous: spoken.last?.text).category {
                         metadata.moderated = category
                         break events
                     }
@@ -134,7 +143,7 @@ public actor Conversation {
         }
         metadata.chain = status
         if metadata.moderated == nil, let last = segmenter.flush() {
-            if childSafe, let category = moderator.check(last.text).category {
+            if childSafe, let category = await safety.checkOutput(last.text, previous: spoken.last?.text).category {
                 metadata.moderated = category
             } else {
                 spoken.append(last)
@@ -142,7 +151,8 @@ public actor Conversation {
             }
         }
         if let category = metadata.moderated {
-            // The unsafe segment was never spoken: what was said stays, the redirection follows it.
+            // The unsafe clause was never shown, spoken or stored: what was said stays, and the redirection (a fixed
+            // script for self-harm, secrecy, meeting, personal data and sexual topics) follows it.
             let redirect = ChildSafetyModerator.redirect(category, persona: persona, language: language)
             try finish(redirect, segments: spoken, metadata: metadata, emit: emit)
             return
@@ -187,9 +197,11 @@ public actor Conversation {
         // The current message was stored already; it goes last, on its own.
         if recent.last?.role == "user", recent.last?.text == message { recent.removeLast() }
 
+        // The system prompt changes only when memory does: llama.cpp reuses the evaluated prefix of the previous
+        // prompt, and a changed first message makes it evaluate the whole history again (seconds per turn on one CPU
+        // thread, past the first-token timeout late in a conversation). The turn's tone hint goes last instead.
         func system() -> String {
             var parts = [persona.systemPrompt(language: language)]
-            if let hint = EmotionDetector.toneHint(for: emotion, language: language) { parts.append(hint) }
             if !memory.facts.isEmpty {
                 parts.append((language == "ru" ? "Что ты знаешь о собеседнике:\n" : "What you know about the user:\n") + memory.facts.keys.sorted().compactMap { memory.facts[$0] }.map { "- " + $0 }.joined(separator: "\n"))
             }
@@ -199,13 +211,19 @@ public actor Conversation {
             return parts.joined(separator: "\n\n")
         }
 
+        let hint = EmotionDetector.toneHint(for: emotion, language: language)
         let budget = options.contextTokens - options.replyTokens
         let summaryBudget = max(64, budget / 5)
-        var used = TokenEstimate.tokens(system()) + TokenEstimate.tokens(message)
+        let fixed = TokenEstimate.tokens(system()) + TokenEstimate.tokens(message) + (hint.map(TokenEstimate.tokens) ?? 0)
         var kept: [StoredTurn] = []
+        // When the history no longer fits, fold it down to 60 % of the budget, not just by the one turn that
+        // overflowed: the prompt's prefix then stays the same for the next several turns (prompt cache).
+        let total = recent.reduce(fixed) { $0 + TokenEstimate.tokens($1.text) }
+        let target = total > budget ? Int(Double(budget) * 0.6) : budget
+        var used = fixed
         for turn in recent.reversed() {
             let cost = TokenEstimate.tokens(turn.text)
-            if used + cost > budget { break }
+            if used + cost > target { break }
             used += cost
             kept.insert(turn, at: 0)
         }
@@ -215,7 +233,7 @@ public actor Conversation {
             memory.summarizedThrough = lastFolded
             try database.saveSummary(avatarId: avatarId, summary: memory.summary, through: lastFolded)
         }
-        return [.system(system())] + kept.map { ChatMessage(role: $0.role, content: $0.text) } + [.user(message)]
+        return [.system(system())] + kept.map { ChatMessage(role: $0.role, content: $0.text) } + (hint.map { [.system($0)] } ?? []) + [.user(message)]
     }
 
     static func capabilityNotice(backend: any LLMBackend, language: String) -> String {

@@ -8,13 +8,17 @@ public struct RetryPolicy: Sendable {
     public var attempts: Int
     /// Delay before the first retry; doubled for each further one.
     public var backoff: Duration
-    /// Longest wait for the first token, and between two tokens.
+    /// Longest wait between two tokens (and for the first one, unless `firstTokenTimeout` is set).
     public var stallTimeout: Duration
+    /// Longest wait for the first token: a small model on one CPU thread evaluates a long history for many seconds
+    /// before it says anything, alive but silent.
+    public var firstTokenTimeout: Duration
 
-    public init(attempts: Int = 2, backoff: Duration = .milliseconds(200), stallTimeout: Duration = .seconds(20)) {
+    public init(attempts: Int = 2, backoff: Duration = .milliseconds(200), stallTimeout: Duration = .seconds(20), firstTokenTimeout: Duration? = nil) {
         self.attempts = attempts
         self.backoff = backoff
         self.stallTimeout = stallTimeout
+        self.firstTokenTimeout = firstTokenTimeout ?? stallTimeout
     }
 }
 
@@ -65,10 +69,13 @@ public struct FallbackChain: Sendable {
     public let backends: [any LLMBackend]
     let breakers: [CircuitBreaker]
     public let policy: RetryPolicy
+    /// Shortest time between two health probes of a backend whose circuit is open.
+    let probeInterval: Duration
 
-    public init(backends: [any LLMBackend], policy: RetryPolicy = RetryPolicy(), breakerThreshold: Int = 3, breakerCooldown: Duration = .seconds(30)) {
+    public init(backends: [any LLMBackend], policy: RetryPolicy = RetryPolicy(), breakerThreshold: Int = 3, breakerCooldown: Duration = .seconds(30), probeInterval: Duration = .seconds(2)) {
         self.backends = backends
         self.policy = policy
+        self.probeInterval = probeInterval
         breakers = backends.map { _ in CircuitBreaker(threshold: breakerThreshold, cooldown: breakerCooldown) }
     }
 
@@ -99,17 +106,26 @@ public struct FallbackChain: Sendable {
             var attempt = 0
             while attempt < policy.attempts {
                 attempt += 1
-                guard await breaker.allow() else {
+                // A cancelled reply (barge-in) is nobody's failure: no breaker counts it, nothing canned is said.
+                if Task.isCancelled { return status }
+                guard await allow(breaker, backend) else {
                     status.skipped.append(backend.name)
                     break
                 }
-                let outcome = await Self.attempt(backend, messages, options, stallTimeout: policy.stallTimeout, emit: emit)
+                let outcome = await Self.attempt(backend, messages, options, stallTimeout: policy.stallTimeout, firstTokenTimeout: policy.firstTokenTimeout, emit: emit)
                 switch outcome {
                 case .success:
                     await breaker.recordSuccess()
                     status.backend = backend.name
                     return status
+                case .cancelled:
+                    await breaker.releaseTrial()
+                    return status
                 case .failed(let error, let sentText):
+                    if Task.isCancelled || error is CancellationError {
+                        await breaker.releaseTrial()
+                        return status
+                    }
                     await breaker.recordFailure()
                     let engineError = error as? EngineError
                     let message = (error as? any AvatarError)?.userMessage ?? "\(error)"
@@ -120,18 +136,34 @@ public struct FallbackChain: Sendable {
                         status.interrupted = true
                         return status
                     }
-                    if Task.isCancelled { return status }
                     guard retryable, attempt < policy.attempts else { attempt = policy.attempts; continue }
-                    try? await Task.sleep(for: policy.backoff * (1 << (attempt - 1)))
+                    do {
+                        try await Task.sleep(for: policy.backoff * (1 << (attempt - 1)))
+                    } catch {
+                        return status
+                    }
                 }
             }
         }
+        if Task.isCancelled { return status }
         emit(canned)
         return status
     }
 
+    /// Whether the breaker lets a call through; while it is open, a cheap health probe of the backend (at most one
+    /// per `probeInterval`) moves it to half-open as soon as the backend answers again, e.g. right after the
+    /// supervisor restarted the embedded model, instead of waiting out the whole cooldown.
+    private func allow(_ breaker: CircuitBreaker, _ backend: any LLMBackend) async -> Bool {
+        if await breaker.allow() { return true }
+        guard await breaker.claimProbe(every: probeInterval) else { return false }
+        guard await backend.isAnswering() else { return false }
+        await breaker.probeSucceeded()
+        return await breaker.allow()
+    }
+
     private enum Outcome {
         case success
+        case cancelled
         case failed(any Error, sentText: Bool)
     }
 
@@ -143,7 +175,7 @@ public struct FallbackChain: Sendable {
     }
 
     /// One call to one backend, with a watchdog that fails it when no token arrives for `stallTimeout`.
-    private static func attempt(_ backend: any LLMBackend, _ messages: [ChatMessage], _ options: ChatOptions, stallTimeout: Duration, emit: @Sendable (String) -> Void) async -> Outcome {
+    private static func attempt(_ backend: any LLMBackend, _ messages: [ChatMessage], _ options: ChatOptions, stallTimeout: Duration, firstTokenTimeout: Duration, emit: @Sendable (String) -> Void) async -> Outcome {
         let (signals, continuation) = AsyncStream<Signal>.makeStream()
         let reader = Task {
             do {
@@ -155,7 +187,7 @@ public struct FallbackChain: Sendable {
         }
         func arm(_ generation: Int) -> Task<Void, Never> {
             Task {
-                try? await Task.sleep(for: stallTimeout)
+                try? await Task.sleep(for: generation == 0 ? firstTokenTimeout : stallTimeout)
                 if !Task.isCancelled { continuation.yield(.stalled(generation)) }
             }
         }
@@ -190,13 +222,14 @@ public struct FallbackChain: Sendable {
             case .failed(let error):
                 return .failed(error, sentText: sent)
             case .stalled(let at) where at == generation:
-                let seconds = Double(stallTimeout.components.seconds) + Double(stallTimeout.components.attoseconds) / 1e18
+                let limit = generation == 0 ? firstTokenTimeout : stallTimeout
+                let seconds = Double(limit.components.seconds) + Double(limit.components.attoseconds) / 1e18
                 let phase = sent ? "between two tokens" : "before the first token"
                 return .failed(EngineError.timeout(engine: backend.name + " (\(phase))", seconds: seconds), sentText: sent)
             case .stalled:
                 continue
             }
         }
-        return .failed(CancellationError(), sentText: sent)
+        return .cancelled
     }
 }

@@ -33,6 +33,14 @@ public protocol LLMBackend: Sendable {
     var name: String { get }
     var capabilities: LLMCapabilities { get }
     func stream(_ messages: [ChatMessage], options: ChatOptions) -> AsyncThrowingStream<String, any Error>
+    /// A cheap health check (no generation): true when the server answers now. The fallback chain uses it to
+    /// close an open circuit as soon as a restarted backend is back.
+    func isAnswering() async -> Bool
+}
+
+extension LLMBackend {
+    /// Unknown health: an open circuit waits out its cooldown.
+    public func isAnswering() async -> Bool { false }
 }
 
 /// An OpenAI-compatible server (the embedded llama-cpp-python server, vLLM, LM Studio).
@@ -50,6 +58,8 @@ public struct OpenAIBackend: LLMBackend {
     public func stream(_ messages: [ChatMessage], options: ChatOptions) -> AsyncThrowingStream<String, any Error> {
         client.stream(messages, options: options)
     }
+
+    public func isAnswering() async -> Bool { await client.isAnswering() }
 }
 
 /// An Ollama server's `/api/chat`.
@@ -67,4 +77,6 @@ public struct OllamaBackend: LLMBackend {
     public func stream(_ messages: [ChatMessage], options: ChatOptions) -> AsyncThrowingStream<String, any Error> {
         client.stream(messages, options: options)
     }
+
+    public func isAnswering() async -> Bool { await client.isAnswering() }
 }

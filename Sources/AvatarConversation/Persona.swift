@@ -10,7 +10,9 @@ public struct Persona: Codable, Sendable, Equatable {
     /// Languages it speaks, ISO 639-1, preferred first.
     public var languages: [String]
     public var backstory: String
-    /// Child-safe moderation; nil means "on when age is under 18".
+    /// Child-safe mode; nil means "on when age is under 18". It is filters and fixed scripts around the model
+    /// (`ChildSafetyGuard`), measured by `avatar bench safety` to miss some unsafe prompts — not a substitute for a
+    /// grown-up.
     public var childSafe: Bool?
 
     public init(name: String, age: Int? = nil, interests: [String] = [], style: String = "friendly and warm", languages: [String] = ["en"], backstory: String = "", childSafe: Bool? = nil) {

@@ -7,6 +7,13 @@ public protocol EngineEndpoint: Sendable {
     var engineName: String { get }
     /// The base URL (no trailing slash), or `EngineError.unavailable` when the engine cannot serve now.
     func resolve() async throws -> String
+    /// Where clients report in-flight requests and streamed progress, for a supervised engine's liveness;
+    /// nil for an engine Avatar does not supervise.
+    var activity: EngineActivity? { get }
+}
+
+extension EngineEndpoint {
+    public var activity: EngineActivity? { nil }
 }
 
 /// A fixed URL: an engine Avatar does not supervise (a user's Ollama, a GPU server), or a test server.

@@ -46,6 +46,9 @@ public struct SupervisionPolicy: Sendable {
     /// Liveness probe period while ready; this many misses in a row restart the engine.
     public var livenessInterval: Double = 5
     public var livenessFailures: Int = 3
+    /// While a client request is in flight and made progress (a streamed token) within this many seconds, the engine
+    /// is busy, not hung: failed probes are not counted. A stream silent for longer counts as a stall.
+    public var busyProgressWindow: Double = 30
     /// Grace period between SIGTERM and SIGKILL on stop.
     public var stopGrace: Double = 5
 
@@ -56,6 +59,8 @@ public struct SupervisionPolicy: Sendable {
 /// exponential backoff when it exits or stops answering, and stopped on shutdown.
 public actor ManagedEngine: EngineEndpoint {
     public nonisolated let engineName: String
+    /// In-flight requests and their progress, reported by the engine's clients.
+    public nonisolated let activity: EngineActivity? = EngineActivity()
     let spec: ProcessSpec
     let policy: SupervisionPolicy
     let logger: Logger
@@ -151,18 +156,32 @@ public actor ManagedEngine: EngineEndpoint {
             if let status = exit.status { return describeExit(status, duringStart: false) }
             try? await Task.sleep(for: .milliseconds(250))
             if exit.status == nil, exit.shouldProbe(every: policy.livenessInterval) {
-                if await spec.probe(port) {
-                    misses = 0
-                } else {
+                switch await livenessCheck(port: port) {
+                case .alive: misses = 0
+                case .busy: continue
+                case .missed:
                     misses += 1
                     if misses >= policy.livenessFailures {
                         await stopChild()
-                        return "stopped answering its health check"
+                        return "stopped answering its health check" + (activity?.requestsInFlight ?? 0 > 0 ? " and its stream stalled" : "")
                     }
                 }
             }
         }
         return "cancelled"
+    }
+
+    private enum Liveness { case alive, busy, missed }
+
+    /// One liveness decision. A request that is streaming (progress within `busyProgressWindow`) is proof of life,
+    /// so the probe is skipped; a failed probe is also forgiven when progress arrived while it waited (a server that
+    /// serves one request at a time answers the probe only after the stream). Only an engine that fails its probe
+    /// with no progress on any request is a miss.
+    private func livenessCheck(port: Int) async -> Liveness {
+        if let activity, activity.isBusyAndProgressing(within: policy.busyProgressWindow) { return .busy }
+        if await spec.probe(port) { return .alive }
+        if let activity, activity.isBusyAndProgressing(within: policy.busyProgressWindow) { return .busy }
+        return .missed
     }
 
     /// Starts the child through the project's launcher (empty signal mask, its own process group); its

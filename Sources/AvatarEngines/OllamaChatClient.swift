@@ -22,6 +22,11 @@ public struct OllamaChatClient: Sendable {
     public var engineName: String { http.engine }
 
     /// Streams the reply's text deltas as they are generated.
+    /// Whether the server answers a cheap request (/api/tags) within 2 s; no generation.
+    public func isAnswering() async -> Bool {
+        (try? await http.send(.GET, "/api/tags", timeout: 2)) != nil
+    }
+
     public func stream(_ messages: [ChatMessage], options: ChatOptions = ChatOptions()) -> AsyncThrowingStream<String, any Error> {
         AsyncThrowingStream { continuation in
             let task = Task {

@@ -45,15 +45,25 @@ public struct OpenAIChatClient: Sendable {
     public var engineName: String { http.engine }
 
     /// Streams the reply's text deltas as they are generated.
+    /// Whether the server answers a cheap request (/v1/models) within 2 s; no generation.
+    public func isAnswering() async -> Bool {
+        (try? await http.send(.GET, "/v1/models", timeout: 2)) != nil
+    }
+
     public func stream(_ messages: [ChatMessage], options: ChatOptions = ChatOptions()) -> AsyncThrowingStream<String, any Error> {
         AsyncThrowingStream { continuation in
             let task = Task {
+                // A supervised engine learns that it is busy streaming, so its liveness check does not restart it.
+                let activity = http.endpoint.activity
+                activity?.begin()
+                defer { activity?.end() }
                 do {
                     let response = try await http.stream(.POST, "/v1/chat/completions", body: try requestBody(messages, options, stream: true), contentType: "application/json")
                     var parser = ServerSentEventParser()
                     var done = false
                     // Read to the end even after [DONE], so the connection goes back to the pool clean.
                     for try await chunk in response.body where !done {
+                        activity?.progress()
                         for event in parser.feed(chunk) where !done {
                             if event == "[DONE]" {
                                 done = true

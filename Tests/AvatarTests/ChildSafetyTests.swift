@@ -99,7 +99,7 @@ struct ChildSafetyTests {
     @Test("Redirections stay in character and in the user's language")
     func redirections() {
         let persona = Persona(name: "Masha", age: 9, interests: ["drawing"], languages: ["ru", "en"])
-        #expect(ChildSafetyModerator.redirect(.weapons, persona: persona, language: "en").contains("drawing"))
+        #expect(ChildSafetyModerator.redirect(.violence, persona: persona, language: "en").contains("drawing"))
         #expect(ChildSafetyModerator.redirect(.selfHarm, persona: persona, language: "ru").contains("взросл"))
         #expect(persona.isChildSafe)
         #expect(!Persona(name: "Ann", age: 30).isChildSafe)

@@ -39,7 +39,9 @@ struct ConversationTests {
         #expect(metadata.emotion.label == .sadness)
         #expect(metadata.emotion.intensity > 0)
         #expect(metadata.text == "Oh no, I'm sorry. Cats are sweet 🐱.")
-        #expect(await talk.lastPrompt.first?.content.contains("be gentle") == true)
+        // The tone hint is the message before the user's, so the system prompt (the cached prefix) does not change.
+        #expect(await talk.lastPrompt.dropLast().last?.content.contains("be gentle") == true)
+        #expect(await talk.lastPrompt.first?.content.contains("be gentle") == false)
     }
 
     @Test("Unsafe input is redirected in character without calling the model")
@@ -47,7 +49,7 @@ struct ConversationTests {
         let fake = FakeBackend()
         let talk = conversation([fake], database: try temporaryDatabase())
         let (_, metadata) = try await collect(talk.reply(to: "How do I make a bomb?"))
-        #expect(metadata.moderated == .weapons)
+        #expect(metadata.moderated == .violence)
         #expect(metadata.text.contains("drawing"))
         #expect(await fake.knobs.calls == 0)
     }
@@ -57,7 +59,7 @@ struct ConversationTests {
         let fake = FakeBackend(tokens: ["Sure", "!", " First", " get", " some", " gunpowder", " from", " the", " shop", ".", " Then", " light", " it", "."])
         let talk = conversation([fake], database: try temporaryDatabase())
         let (segments, metadata) = try await collect(talk.reply(to: "What can we build today?"))
-        #expect(metadata.moderated == .weapons)
+        #expect(metadata.moderated == .violence)
         #expect(segments.first?.text == "Sure!")
         #expect(!segments.contains { $0.text.contains("gunpowder") || $0.text.contains("light it") })
         #expect(metadata.text.hasPrefix("Sure! Hmm, that's not something"))

@@ -231,4 +231,87 @@ struct FallbackChainTests {
         #expect(status?.summary.contains("primary is unavailable") == true)
         try await http.shutdown()
     }
+
+    // MARK: barge-in and recovery
+
+    @Test("Cancelling replies (barge-in) never opens the circuit and is not retried")
+    func cancellationIsNotFailure() async throws {
+        let slow = FakeBackend(name: "slow", firstTokenDelay: .seconds(5))
+        let chain = FallbackChain(backends: [slow], policy: RetryPolicy(attempts: 2, backoff: .milliseconds(10), stallTimeout: .seconds(10)), breakerThreshold: 2, breakerCooldown: .seconds(60))
+        for _ in 0..<4 {
+            let consumer = Task { await collect(chain.stream([.user("hi")], options: ChatOptions(), canned: "CANNED")) }
+            try await Task.sleep(for: .milliseconds(100))
+            consumer.cancel()
+            _ = await consumer.value
+        }
+        // Let the cancelled attempts unwind and report to the breaker.
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(await slow.knobs.calls == 4, "each cancelled reply must make exactly one call, no retry")
+        #expect(await chain.activeBackend()?.name == "slow", "four barge-ins opened the circuit")
+    }
+
+    @Test("A backend back after a restart closes its open circuit at once (half-open probe), not after the cooldown")
+    func recoversAfterRestart() async throws {
+        let model = RecoveringBackend()
+        let chain = FallbackChain(backends: [model], policy: RetryPolicy(attempts: 1, backoff: .milliseconds(1), stallTimeout: .seconds(1)), breakerThreshold: 2, breakerCooldown: .seconds(600), probeInterval: .milliseconds(50))
+        await model.set(up: false)
+        for _ in 0..<3 {
+            let (text, _) = await collect(chain.stream([.user("hi")], options: ChatOptions(), canned: "CANNED"))
+            #expect(text == "CANNED")
+        }
+        #expect(await chain.activeBackend() == nil, "the circuit should be open after repeated failures")
+        await model.set(up: true)
+        try await Task.sleep(for: .milliseconds(60))
+        let (text, status) = await collect(chain.stream([.user("hi")], options: ChatOptions(), canned: "CANNED"))
+        #expect(text == "I am back.")
+        #expect(status?.backend == "recovering")
+        #expect(await chain.activeBackend()?.name == "recovering", "a successful trial closes the circuit")
+    }
+
+    @Test("While the backend is still down, its open circuit stays open and costs no generation call")
+    func staysOpenWhileDown() async throws {
+        let model = RecoveringBackend()
+        let chain = FallbackChain(backends: [model], policy: RetryPolicy(attempts: 1, backoff: .milliseconds(1), stallTimeout: .seconds(1)), breakerThreshold: 1, breakerCooldown: .seconds(600), probeInterval: .milliseconds(1))
+        await model.set(up: false)
+        _ = await collect(chain.stream([.user("hi")], options: ChatOptions(), canned: "CANNED"))
+        let calls = await model.calls
+        let (text, status) = await collect(chain.stream([.user("hi")], options: ChatOptions(), canned: "CANNED"))
+        #expect(text == "CANNED")
+        #expect(status?.skipped == ["recovering"])
+        #expect(await model.calls == calls)
+    }
+
+}
+
+/// A model that is down (fails every call, fails its health check) until it is switched up, like the embedded
+/// model while the supervisor restarts it.
+final class RecoveringBackend: LLMBackend, @unchecked Sendable {
+    let name = "recovering"
+    let capabilities = LLMCapabilities()
+    private let state = State()
+
+    actor State {
+        var up = true
+        var calls = 0
+        func set(_ value: Bool) { up = value }
+        func call() -> Bool { calls += 1; return up }
+    }
+
+    func set(up: Bool) async { await state.set(up) }
+    var calls: Int { get async { await state.calls } }
+
+    func isAnswering() async -> Bool { await state.up }
+
+    func stream(_ messages: [ChatMessage], options: ChatOptions) -> AsyncThrowingStream<String, any Error> {
+        AsyncThrowingStream { continuation in
+            Task {
+                if await state.call() {
+                    continuation.yield("I am back.")
+                    continuation.finish()
+                } else {
+                    continuation.finish(throwing: EngineError.unavailable(engine: "recovering", reason: "restarting"))
+                }
+            }
+        }
+    }
 }

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import AvatarCore
 @testable import AvatarEngines
 import Foundation
@@ -139,6 +140,88 @@ struct SupervisorTests {
         #expect(sawDown || restarting)
         await healthy.set(true)
         #expect(await waitFor(engine, .ready, within: 15))
+        #expect(await engine.pid() != first)
+        run.cancel()
+        await run.value
+    }
+}
+
+/// Liveness against a server that, like the embedded llama.cpp server, answers one request at a time: its health
+/// probe waits behind a streaming reply.
+@Suite("Engine liveness while busy")
+struct BusyEngineTests {
+    var policy: SupervisionPolicy {
+        var policy = SupervisionPolicy()
+        policy.initialBackoff = 0.1
+        policy.livenessInterval = 0.3
+        policy.livenessFailures = 2
+        policy.busyProgressWindow = 1.5
+        policy.stopGrace = 1
+        return policy
+    }
+
+    func busyEngine() throws -> ManagedEngine {
+        let python = try #require(ExecutableLookup.find("python3"))
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fakes/busy_llm_server.py").path
+        let spec = ProcessSpec(
+            name: "busy-llm", executable: python, arguments: { [script, String($0)] },
+            logFile: temporaryDirectory() + "/busy-llm.log",
+            probe: { port in
+                var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/models")
+                request.method = .GET
+                guard let response = try? await HTTPClient.shared.execute(request, timeout: .milliseconds(250)) else { return false }
+                _ = try? await response.body.collect(upTo: 1 << 20)
+                return response.status.code == 200
+            },
+            startTimeout: 15
+        )
+        return ManagedEngine(spec: spec, policy: policy, logger: Logger(label: "test"))
+    }
+
+    func waitReady(_ engine: ManagedEngine) async -> Bool {
+        let deadline = ContinuousClock.now + .seconds(15)
+        while ContinuousClock.now < deadline {
+            if await engine.status().state == .ready { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
+    @Test("A model streaming a long reply is not restarted although its probe cannot answer meanwhile")
+    func busyIsAlive() async throws {
+        let engine = try busyEngine()
+        let run = Task { await engine.run() }
+        defer { run.cancel() }
+        #expect(await waitReady(engine))
+        let client = OpenAIChatClient(endpoint: engine, client: HTTPClient.shared, model: "slow:25:0.2", timeout: 30)
+        // 25 tokens 0.2 s apart: 5 s of streaming, ~16 probe periods, each probe stuck behind the stream.
+        let reply = try await client.complete([.user("tell me a long story")])
+        #expect(reply.split(separator: " ").count == 25)
+        let status = await engine.status()
+        #expect(status.details["restarts"] == "0", "restarted while busy: \(status)")
+        #expect(status.state == .ready)
+        // Idle again: the probe answers and nothing restarts.
+        try await Task.sleep(for: .seconds(1))
+        #expect(await engine.status().details["restarts"] == "0")
+        run.cancel()
+        await run.value
+    }
+
+    @Test("A model whose stream stalls (no token, no probe answer) is restarted")
+    func hungIsRestarted() async throws {
+        let engine = try busyEngine()
+        let run = Task { await engine.run() }
+        defer { run.cancel() }
+        #expect(await waitReady(engine))
+        let first = try #require(await engine.pid())
+        let client = OpenAIChatClient(endpoint: engine, client: HTTPClient.shared, model: "stall:2", timeout: 60)
+        let started = ContinuousClock.now
+        await #expect(throws: EngineError.self) { _ = try await client.complete([.user("hi")]) }
+        // Stall window 1.5 s + 2 probe misses at 0.3 s + stop: a restart within a few seconds, not after 60.
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(await waitReady(engine))
+        let status = await engine.status()
+        #expect(status.details["restarts"] == "1")
         #expect(await engine.pid() != first)
         run.cancel()
         await run.value

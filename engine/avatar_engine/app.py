@@ -23,6 +23,7 @@ from . import __version__
 from .asr import RESPONSE_FORMATS as ASR_FORMATS, ASREngine
 from .errors import EngineError, INVALID_REQUEST, SERVER_ERROR, bad_request, error_body
 from .landmarks import LandmarkEngine
+from .moderation import MARGIN, MAX_CHARS, MAX_TEXTS, ModerationEngine
 from .provision import ProvisionError, quick_check
 from .tts import TTSEngine, pcm_to_wav
 from .voice import VoiceEngine
@@ -117,6 +118,8 @@ class EngineSlot:
     engine: Any
     status: str = "loading"  # loading | ready | error
     error: Optional[str] = None
+    # An optional engine (the child-safety classifier) does not decide /health: its clients fall back without it.
+    required: bool = True
 
     def describe(self) -> dict[str, Any]:
         d = dict(self.engine.info()) if self.engine is not None else {}
@@ -146,7 +149,7 @@ class Engines:
 
 
 # model folder prefix (as in engine/models.json) -> engine that needs it; llm/ is not the host's
-ENGINE_FILES = {"asr": "whisper-base/", "tts": "piper/", "landmarks": "mediapipe/"}  # voice: weights ship in resemblyzer
+ENGINE_FILES = {"asr": "whisper-base/", "tts": "piper/", "landmarks": "mediapipe/", "moderation": "e5-small/"}  # voice: weights ship in resemblyzer
 
 
 def load_engines(engines: Engines) -> None:
@@ -251,6 +254,7 @@ def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2, as
         "landmarks": EngineSlot("landmarks", LandmarkEngine(models_dir / "mediapipe" / "face_landmarker.task")),
     }
     engines.slots["voice"] = EngineSlot("voice", VoiceEngine(engines.slots["asr"].engine.speech_probabilities))
+    engines.slots["moderation"] = EngineSlot("moderation", ModerationEngine(models_dir, threads=1), required=False)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -305,7 +309,8 @@ def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2, as
         # makes the host "degraded", not down; its requests answer 503 engine_unavailable while the
         # others serve. 503 only while loading, or when nothing loaded.
         slots = engines.slots
-        states = [s.status for s in slots.values()]
+        required = [s for s in slots.values() if s.required]
+        states = [s.status for s in required]
         if all(state == "ready" for state in states):
             status, code = "ok", 200
         elif "loading" in states:
@@ -322,6 +327,29 @@ def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2, as
         if engines.setup_error:
             body["error"] = engines.setup_error
         return JSONResponse(body, status_code=code)
+
+    @app.post("/v1/moderations")
+    async def moderations(request: Request):
+        """Child-safety classification, shaped like OpenAI's moderations API: {"input": str | [str]}, optional
+        "margin" (how much closer to unsafe examples than to ordinary ones a text must be; default MARGIN)."""
+        try:
+            body = await request.json()
+        except Exception:
+            raise bad_request("invalid_json", "Send a JSON body: {\"input\": \"text\"} or {\"input\": [\"text\", ...]}.")
+        texts = body.get("input") if isinstance(body, dict) else None
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            raise bad_request("invalid_input", "'input' must be a non-empty string or a list of strings.", param="input")
+        if len(texts) > MAX_TEXTS or any(len(t) > MAX_CHARS for t in texts):
+            raise bad_request("input_too_large", f"At most {MAX_TEXTS} texts of at most {MAX_CHARS} characters each.",
+                              param="input")
+        margin = body.get("margin", MARGIN)
+        if not isinstance(margin, (int, float)) or isinstance(margin, bool) or not -1 <= margin <= 1:
+            raise bad_request("invalid_margin", "'margin' must be a number between -1 and 1.", param="margin")
+        engine = engines.require("moderation")
+        results = await run_in_threadpool(engine.classify, texts, float(margin))
+        return JSONResponse({"model": "child-safety-e5-small-knn", "results": results})
 
     @app.get("/v1/voices")
     async def voices():

