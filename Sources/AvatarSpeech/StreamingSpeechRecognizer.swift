@@ -17,12 +17,12 @@ public struct RecognizerOptions: Sendable, Equatable {
     public var speculativeFinalAfter: Double = 0.15
     /// Audio (seconds) between partial transcripts while the person speaks; 0 turns partials off.
     public var partialInterval: Double = 1.0
-    /// New audio (seconds) between two VAD checks.
-    public var vadHop: Double = 0.128
+    /// New audio (seconds) between two VAD checks (two Silero frames: `speechStarted` ≤ 0.13 s after the onset).
+    public var vadHop: Double = 0.064
     /// Silero probability at or above which a frame counts as speech.
     public var speechThreshold: Double = 0.5
     /// Speech needed (seconds, within one VAD window) before an utterance opens.
-    public var minimumSpeech: Double = 0.16
+    public var minimumSpeech: Double = 0.096
     /// Audio kept before the first speech frame, seconds.
     public var preRoll: Double = 0.3
     /// A fixed language (ISO 639-1), or nil to detect it among `languageCandidates`.
@@ -168,7 +168,9 @@ public actor StreamingSpeechRecognizer: SpeechRecognizer {
     /// One VAD check of the audio up to `end` (an index in `pending`), then partial/final as due.
     private func step(from previous: Int, upTo end: Int) async throws {
         let window = Int((1.0 + options.endOfUtteranceSilence) * Self.rate)
-        let start = max(0, min(end - window, previous - Int(0.5 * Self.rate)))
+        // The new audio with 0.5 s before it as Silero's context; earlier frames were judged already
+        // (`lastSpeechEnd` keeps the latest speech frame), so a hop costs the same however long the utterance.
+        let start = max(0, previous - Int(0.5 * Self.rate))
         let activity = try await detector.voiceActivity(audio: PCM.wav(pending[start..<end]), filename: "audio.wav")
         let frame = Int((activity.frameSeconds * Self.rate).rounded())
         let speech = activity.probabilities.indices.filter { activity.probabilities[$0] >= options.speechThreshold }
