@@ -168,9 +168,10 @@ public actor StreamingSpeechRecognizer: SpeechRecognizer {
     /// One VAD check of the audio up to `end` (an index in `pending`), then partial/final as due.
     private func step(from previous: Int, upTo end: Int) async throws {
         let window = Int((1.0 + options.endOfUtteranceSilence) * Self.rate)
-        // The new audio with 0.5 s before it as Silero's context; earlier frames were judged already
+        // The new audio with 16 Silero frames (0.512 s) before it as context; earlier frames were judged already
         // (`lastSpeechEnd` keeps the latest speech frame), so a hop costs the same however long the utterance.
-        let start = max(0, previous - Int(0.5 * Self.rate))
+        // Whole frames keep Silero's frame grid on the hop grid: speech is seen at most one hop after it.
+        let start = max(0, previous - 16 * 512)
         let activity = try await detector.voiceActivity(audio: PCM.wav(pending[start..<end]), filename: "audio.wav")
         let frame = Int((activity.frameSeconds * Self.rate).rounded())
         let speech = activity.probabilities.indices.filter { activity.probabilities[$0] >= options.speechThreshold }
