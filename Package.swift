@@ -17,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        // Already in the graph through async-http-client; SHA-256 for token hashes and content-hash file names.
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // Domain types, settings and the error protocol every module shares.
@@ -48,6 +50,17 @@ let package = Package(
             dependencies: [
                 "AvatarCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // Uploads: streamed to disk under limits, type sniffed from bytes, atomic content-hash names, temp area.
+        .target(
+            name: "AvatarMedia",
+            dependencies: [
+                "AvatarCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         // Memory LRU + Redis (RESP over SwiftNIO) cache.
@@ -98,7 +111,8 @@ let package = Package(
         .target(
             name: "AvatarServer",
             dependencies: [
-                "AvatarCore", "AvatarEngines", "AvatarStore", "AvatarCache",
+                "AvatarCore", "AvatarEngines", "AvatarStore", "AvatarCache", "AvatarMedia", "AvatarAnimation", "AvatarConversation", "AvatarVoice",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -117,7 +131,7 @@ let package = Package(
         .testTarget(
             name: "AvatarTests",
             dependencies: [
-                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarStore", "AvatarCache", "AvatarSetup", "AvatarAnimation", "AvatarConversation", "AvatarSpeech", "AvatarVoice",
+                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarStore", "AvatarCache", "AvatarSetup", "AvatarAnimation", "AvatarConversation", "AvatarSpeech", "AvatarVoice", "AvatarMedia",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

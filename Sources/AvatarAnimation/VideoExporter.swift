@@ -13,8 +13,9 @@ public struct VideoExporter: Sendable {
 
     /// Writes `output`; `progress` gets (frames done, frames total). With `timings` (the synthesizer's phoneme
     /// times for this audio) the lips follow the phonemes; without, the audio alone.
+    /// `isCancelled` is asked between batches: when true, ffmpeg is stopped and `AnimationError.cancelled` thrown.
     public func export(audioPath: String, audio: AudioSamples, timings: SpeechTimings? = nil, emotion: String, intensity: Double, output: String,
-                       progress: (Int, Int) -> Void = { _, _ in }) throws {
+                       progress: (Int, Int) -> Void = { _, _ in }, isCancelled: () -> Bool = { false }) throws {
         let mouth = MouthTrack(timings: timings, audio: audio, fps: fps)
         let expression = ExpressionTrack(duration: audio.duration, emotion: emotion, intensity: intensity)
         let frames = mouth.shapes.count
@@ -47,7 +48,12 @@ public struct VideoExporter: Sendable {
         defer { buffers.forEach { $0.deallocate() } }
         let writer = FrameWriter(handle: input.fileHandleForWriting)
         var next = 0, slot = 0
+        var cancelled = false
         while next < frames, !writer.failed {
+            if isCancelled() {
+                cancelled = true
+                break
+            }
             let count = min(batch, frames - next)
             let first = next
             let poses = (0..<count).map { i in expression.pose(at: Double(first + i) / fps, mouth: mouth.shapes[first + i]) }
@@ -62,8 +68,13 @@ public struct VideoExporter: Sendable {
         }
         writer.finish()
         let writeFailed = writer.failed
+        if cancelled { process.terminate() }
         try? input.fileHandleForWriting.close()
         process.waitUntilExit()
+        if cancelled {
+            try? FileManager.default.removeItem(atPath: output)
+            throw AnimationError.cancelled
+        }
         guard process.terminationStatus == 0, !writeFailed else {
             let log = FileManager.default.contents(atPath: errorPath).map { String(decoding: $0.suffix(400), as: UTF8.self) } ?? ""
             throw AnimationError.encoderFailed("ffmpeg exited with \(process.terminationStatus): \(log)")

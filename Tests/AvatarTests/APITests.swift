@@ -1,0 +1,354 @@
+import AvatarAnimation
+import AvatarCore
+import AvatarMedia
+import AvatarServer
+import AvatarStore
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+
+@Suite("HTTP API: tokens, avatars, uploads, problems (no engines)")
+struct APITests {
+    @Test("Every /api/v1 request needs a token: none, malformed, unknown and revoked are 401; the cookie works")
+    func authorization() async throws {
+        let harness = try await APIHarness.make()
+        let app = try buildApplication(runtime: harness.runtime)
+        try await app.test(.router) { client in
+            #expect(try await client.call(.get, "/api/v1/avatars", token: nil).status == 401)
+            #expect(try await client.call(.get, "/api/v1/avatars", token: "not-a-token").status == 401)
+            let unknown = "avt_00000000_" + String(repeating: "0", count: 64)
+            #expect(try await client.call(.get, "/api/v1/avatars", token: unknown).status == 401)
+            let me = try await client.call(.get, "/api/v1/me", token: harness.owner)
+            #expect(me.status == 200)
+            #expect(me.json["role"] as? String == "owner")
+
+            // The one-click link sets an HttpOnly cookie that signs in.
+            let login = try await client.call(.get, "/login?token=\(harness.owner)", token: nil)
+            #expect(login.status == 303)
+            let cookie = login.headers[.setCookie] ?? ""
+            #expect(cookie.contains("HttpOnly") && cookie.hasPrefix("avatar_token=\(harness.owner)"))
+            let viaCookie = try await client.call(.get, "/api/v1/me", token: nil, headers: [.cookie: "theme=dark; avatar_token=\(harness.owner)"])
+            #expect(viaCookie.status == 200)
+            #expect(try await client.call(.get, "/login?token=\(unknown)", token: nil).status == 401)
+
+            // Revoked: 401 at once.
+            let issued = try harness.runtime.database.issueToken(accountId: harness.otherAccount.id, name: "to revoke")
+            #expect(try await client.call(.get, "/api/v1/me", token: issued.secret).status == 200)
+            #expect(try harness.runtime.database.revokeToken(id: issued.token.id))
+            #expect(try await client.call(.get, "/api/v1/me", token: issued.secret).status == 401)
+        }
+        // Stored hashed: the database never holds the token itself.
+        let stored = try harness.runtime.database.tokens().map(\.token.hash)
+        #expect(!stored.contains(harness.owner))
+        #expect(stored.contains(TokenFormat.hash(harness.owner)))
+    }
+
+    @Test("Avatars: create with persona and consent, list, get, update, delete with confirmation; another account gets 404")
+    func avatarsCRUD() async throws {
+        let harness = try await APIHarness.make()
+        let app = try buildApplication(runtime: harness.runtime)
+        try await app.test(.router) { client in
+            let body: [String: Any] = ["name": "Mia", "age": 9, "interests": ["space", "drawing"], "manner": "cheerful", "languages": ["en", "ru"], "consent": testConsent]
+            let created = try await client.call(.post, "/api/v1/avatars", token: harness.owner, json: body)
+            #expect(created.status == 201)
+            let id = try #require(created.json["id"] as? String)
+            #expect(created.json["childSafe"] as? Bool == true, "a 9-year-old's avatar is child-safe by default")
+            #expect((created.json["consent"] as? [String: Any])?["recordedAt"] != nil)
+            #expect(created.headers[.location] == "/api/v1/avatars/\(id)")
+
+            // The persona is the one `avatar chat` reads.
+            let stored = try #require(try harness.runtime.database.avatars().first { $0.id == id })
+            #expect(stored.persona.contains("\"style\":\"cheerful\""))
+
+            let list = try await client.call(.get, "/api/v1/avatars", token: harness.owner)
+            #expect((list.json["avatars"] as? [[String: Any]])?.map { $0["id"] as? String } == [id])
+            #expect(try await client.call(.get, "/api/v1/avatars/\(id)", token: harness.owner).json["name"] as? String == "Mia")
+
+            // Another account: 404 for everything, an empty list.
+            #expect(try await client.call(.get, "/api/v1/avatars/\(id)", token: harness.other).status == 404)
+            #expect(try await client.call(.patch, "/api/v1/avatars/\(id)", token: harness.other, json: ["name": "X"]).status == 404)
+            #expect(try await client.call(.delete, "/api/v1/avatars/\(id)?confirm=\(id)", token: harness.other).status == 404)
+            #expect(try await client.call(.post, "/api/v1/avatars/\(id)/chat", token: harness.other, json: ["message": "hi"]).status == 404)
+            #expect(try await client.call(.put, "/api/v1/avatars/\(id)/photo", token: harness.other, body: ByteBuffer(string: "x")).status == 404)
+            #expect((try await client.call(.get, "/api/v1/avatars", token: harness.other).json["avatars"] as? [Any])?.isEmpty == true)
+
+            let updated = try await client.call(.patch, "/api/v1/avatars/\(id)", token: harness.owner, json: ["interests": ["dinosaurs"], "voice": "slt"])
+            #expect(updated.status == 200)
+            #expect(updated.json["interests"] as? [String] == ["dinosaurs"])
+            #expect(updated.json["manner"] as? String == "cheerful", "fields not sent are kept")
+            #expect(updated.json["voice"] as? String == "slt")
+
+            let unconfirmed = try await client.call(.delete, "/api/v1/avatars/\(id)", token: harness.owner)
+            #expect(unconfirmed.status == 400)
+            #expect(unconfirmed.json["code"] as? String == "confirmation-required")
+            #expect(try await client.call(.delete, "/api/v1/avatars/\(id)?confirm=\(id)", token: harness.owner).status == 204)
+            #expect(try await client.call(.get, "/api/v1/avatars/\(id)", token: harness.owner).status == 404)
+        }
+    }
+
+    @Test("Avatar input is checked: consent required, child-safe stays on for minors, bad JSON and fields are problems")
+    func avatarValidation() async throws {
+        let harness = try await APIHarness.make()
+        let app = try buildApplication(runtime: harness.runtime)
+        try await app.test(.router) { client in
+            let noConsent = try await client.call(.post, "/api/v1/avatars", token: harness.owner, json: ["name": "Mia"])
+            #expect(noConsent.status == 422)
+            #expect(noConsent.json["field"] as? String == "consent")
+            let minorUnsafe = try await client.call(.post, "/api/v1/avatars", token: harness.owner, json: ["name": "Mia", "age": 9, "childSafe": false, "consent": testConsent])
+            #expect(minorUnsafe.status == 422)
+            #expect(minorUnsafe.json["field"] as? String == "childSafe")
+            let adult = try await client.call(.post, "/api/v1/avatars", token: harness.owner, json: ["name": "Ann", "age": 40, "childSafe": false, "consent": testConsent])
+            #expect(adult.status == 201)
+            #expect(adult.json["childSafe"] as? Bool == false)
+            var badBasis = testConsent
+            badBasis["basis"] = "found it online"
+            #expect(try await client.call(.post, "/api/v1/avatars", token: harness.owner, json: ["name": "Mia", "consent": badBasis]).json["field"] as? String == "consent.basis")
+            var future = testConsent
+            future["grantedAt"] = "2999-01-01"
+            #expect(try await client.call(.post, "/api/v1/avatars", token: harness.owner, json: ["name": "Mia", "consent": future]).status == 422)
+            #expect(try await client.call(.post, "/api/v1/avatars", token: harness.owner, json: ["name": "Mia", "languages": ["english"], "consent": testConsent]).json["field"] as? String == "languages")
+            let broken = try await client.call(.post, "/api/v1/avatars", token: harness.owner, body: ByteBuffer(string: "{\"name\": "), headers: [.contentType: "application/json"])
+            #expect(broken.status == 400)
+            #expect(broken.json["code"] as? String == "invalid-json")
+            let wrongType = try await client.call(.post, "/api/v1/avatars", token: harness.owner, json: ["name": 5, "consent": testConsent])
+            #expect(wrongType.status == 400)
+            #expect(try await client.call(.get, "/api/v1/nothing-here", token: harness.owner).status == 404)
+        }
+    }
+
+    @Test("Bad photos are refused from their bytes, each with its problem: wrong type, truncated, bomb header, empty, over the limit, ../ name")
+    func badPhotos() async throws {
+        let harness = try await APIHarness.make()
+        let app = try buildApplication(runtime: harness.runtime)
+        // A real JPEG, made by the project's own encoder.
+        var image = RGBImage(width: 64, height: 48, fill: (200, 120, 80))
+        image.pixels[0] = 0
+        let jpeg = try image.pixels.withUnsafeBufferPointer { try JPEGEncoder(quality: 90).encode($0.baseAddress!, width: 64, height: 48) }
+        try await app.test(.router) { client in
+            let created = try await client.call(.post, "/api/v1/avatars", token: harness.owner, json: ["name": "P", "consent": testConsent])
+            let id = try #require(created.json["id"] as? String)
+            func upload(_ bytes: [UInt8], name: String = "face.jpg") async throws -> Checked {
+                try await client.call(.put, "/api/v1/avatars/\(id)/photo?filename=\(name)", token: harness.owner, body: ByteBuffer(bytes: bytes),
+                                      headers: [.contentType: "image/jpeg"])
+            }
+            // GIF bytes named .jpg with an image/jpeg Content-Type.
+            let gif = try await upload(Array("GIF89a".utf8) + [UInt8](repeating: 0, count: 100))
+            #expect(gif.status == 415)
+            #expect((gif.json["detail"] as? String ?? "").contains("GIF"))
+            // A real JPEG cut in half.
+            let truncated = try await upload(Array(jpeg.prefix(jpeg.count / 2)))
+            #expect(truncated.status == 422)
+            #expect(truncated.json["code"] as? String == "truncated-file")
+            // A PNG whose header says 60000×60000: refused from the header, nothing decoded.
+            let bomb = try await upload(pngHeader(width: 60000, height: 60000) + [UInt8](repeating: 0, count: 4096), name: "bomb.png")
+            #expect(bomb.status == 413)
+            #expect(bomb.json["code"] as? String == "too-many-pixels")
+            #expect((bomb.json["detail"] as? String ?? "").contains("60000×60000"))
+            let empty = try await upload([])
+            #expect(empty.status == 400)
+            #expect(empty.json["code"] as? String == "empty-upload")
+            // 21 MB after a valid small-PNG header: over the 20 MB limit.
+            let large = try await upload(pngHeader(width: 100, height: 100) + [UInt8](repeating: 7, count: 21 * 1024 * 1024), name: "large.png")
+            #expect(large.status == 413)
+            #expect(large.json["code"] as? String == "upload-too-large")
+            let traversal = try await upload(jpeg, name: "..%2F..%2Fetc%2Fpasswd")
+            #expect(traversal.status == 400)
+            #expect(traversal.json["code"] as? String == "invalid-file-name")
+            // A complete, valid JPEG passes every check and then needs the (disabled) landmark engine.
+            let valid = try await upload(jpeg)
+            #expect(valid.status == 503)
+            #expect(valid.json["code"] as? String == "engines-disabled")
+        }
+        // Nothing was left behind: no temp files, no media rows.
+        let services = try APIServices(runtime: harness.runtime)
+        #expect((try FileManager.default.contentsOfDirectory(atPath: services.media.tempDirectory)).isEmpty)
+        #expect(try harness.runtime.database.mediaBytes(accountId: try harness.runtime.database.ensureOwner().account.id) == 0)
+    }
+
+    @Test("Jobs left running by a dead process are queued again at start-up, or failed with the reason")
+    func jobRecovery() async throws {
+        let harness = try await APIHarness.make()
+        let database = harness.runtime.database
+        let owner = try database.ensureOwner().account
+        let avatar = OwnedAvatar(name: "J", persona: "{}", accountId: owner.id, consent: "{}", voice: "auto")
+        try database.insert(avatar)
+        // As a process killed mid-render leaves them: `running`, once started / three times started.
+        var interrupted = JobRecord(accountId: owner.id, avatarId: avatar.id, kind: "video", input: #"{"text":"hi"}"#, cacheKey: nil)
+        interrupted.state = .running
+        interrupted.attempts = 1
+        var crashing = JobRecord(accountId: owner.id, avatarId: avatar.id, kind: "video", input: #"{"text":"hi"}"#, cacheKey: nil)
+        crashing.state = .running
+        crashing.attempts = 3
+        try database.insert(interrupted)
+        try database.insert(crashing)
+        let interruptedId = interrupted.id, crashingId = crashing.id
+        let app = try buildApplication(runtime: harness.runtime)
+        try await app.test(.router) { client in
+            var job: [String: Any] = [:]
+            let deadline = ContinuousClock.now + .seconds(20)
+            repeat {
+                try await Task.sleep(for: .milliseconds(100))
+                job = try await client.call(.get, "/api/v1/jobs/\(interruptedId)", token: harness.owner).json
+            } while ["queued", "running"].contains(job["state"] as? String ?? "") && ContinuousClock.now < deadline
+            // Queued again and run by the worker: it fails with why (this avatar has no photo), not silently.
+            #expect(job["state"] as? String == "failed")
+            #expect(job["attempts"] as? Int == 2)
+            #expect((job["error"] as? String ?? "").contains("photo"))
+            let crashed = try await client.call(.get, "/api/v1/jobs/\(crashingId)", token: harness.owner).json
+            #expect(crashed["state"] as? String == "failed")
+            #expect((crashed["error"] as? String ?? "").contains("3 times"))
+            let download = try await client.call(.get, "/api/v1/jobs/\(crashingId)/video", token: harness.owner)
+            #expect(download.status == 409)
+        }
+    }
+
+    @Test("Rate limits answer 429 with Retry-After")
+    func rateLimit() async throws {
+        let harness = try await APIHarness.make()
+        var limits = APILimits()
+        limits.writesPerMinute = 2
+        let app = try buildApplication(runtime: harness.runtime, limits: limits)
+        try await app.test(.router) { client in
+            for _ in 0..<2 {
+                #expect(try await client.call(.post, "/api/v1/avatars", token: harness.owner, json: ["name": "R", "consent": testConsent]).status == 201)
+            }
+            let limited = try await client.call(.post, "/api/v1/avatars", token: harness.owner, json: ["name": "R", "consent": testConsent])
+            #expect(limited.status == 429)
+            let retry = try #require(Int(limited.headers[.retryAfter] ?? ""))
+            #expect((1...30).contains(retry))
+            // Another account has its own budget.
+            #expect(try await client.call(.post, "/api/v1/avatars", token: harness.other, json: ["name": "R", "consent": testConsent]).status == 201)
+        }
+    }
+
+    @Test("OpenAPI conformance: every route is in openapi.yaml and every operation is a route, each with examples")
+    func openAPIConformance() async throws {
+        let harness = try await APIHarness.make()
+        let spec = try OpenAPISpec.shared.get()
+        let routes = Set(try routeList(runtime: harness.runtime).filter { !$0.hasPrefix("HEAD ") })
+        let operations = Set(spec.operations)
+        #expect(routes.subtracting(operations).sorted() == [], "routes missing from openapi.yaml")
+        #expect(operations.subtracting(routes).sorted() == [], "operations in openapi.yaml the server does not have")
+        for (path, item) in spec.paths {
+            for (method, value) in item where ["get", "put", "post", "patch", "delete"].contains(method) {
+                let operation = try #require(value as? [String: Any])
+                if let body = operation["requestBody"] as? [String: Any] {
+                    for (type, media) in body["content"] as? [String: Any] ?? [:] {
+                        let media = media as? [String: Any] ?? [:]
+                        #expect(media["example"] != nil || media["examples"] != nil, "\(method) \(path) request \(type) has no example")
+                    }
+                }
+                for (status, response) in operation["responses"] as? [String: Any] ?? [:] {
+                    let resolved = spec.resolve(response as? [String: Any] ?? [:])
+                    for (type, media) in resolved["content"] as? [String: Any] ?? [:] {
+                        let media = media as? [String: Any] ?? [:]
+                        #expect(media["example"] != nil || media["examples"] != nil, "\(method) \(path) \(status) \(type) has no example")
+                    }
+                }
+            }
+        }
+        // The spec the server serves is the file in the repo; /docs gets its 3.0 copy.
+        let app = try buildApplication(runtime: harness.runtime)
+        try await app.test(.router) { client in
+            let served = try await client.call(.get, "/openapi.yaml", token: nil)
+            #expect(served.text == (try String(contentsOfFile: OpenAPISpec.path, encoding: .utf8)))
+            let copy = try await client.call(.get, "/docs/openapi.yaml", token: nil)
+            #expect(copy.text.hasPrefix("openapi: 3.0.3"))
+        }
+    }
+
+    @Test("Uploads stop being read at the limit: the body is not drained into memory or disk")
+    func streamingLimit() async throws {
+        let media = try MediaFiles(root: temporaryDirectory("avatar-media"))
+        let counter = ChunkCounter()
+        let body = CountingBody(chunks: 10_000, chunkBytes: 64 * 1024, counter: counter)  // 625 MB if read to the end
+        await #expect(throws: MediaError.tooLarge(limit: 1024 * 1024)) {
+            _ = try await media.receive(body, limit: 1024 * 1024)
+        }
+        #expect(counter.value <= 17, "read \(counter.value) chunks of 64 KB for a 1 MB limit")
+        #expect((try FileManager.default.contentsOfDirectory(atPath: media.tempDirectory)).isEmpty)
+
+        // A bomb header stops the upload after its first chunk.
+        let bombCounter = ChunkCounter()
+        let check = PhotoCheck(maxPixels: 50_000_000)
+        let bomb = CountingBody(chunks: 1000, chunkBytes: 64 * 1024, counter: bombCounter, first: pngHeader(width: 60000, height: 60000))
+        await #expect(throws: MediaError.tooManyPixels(width: 60000, height: 60000, limit: 50_000_000)) {
+            _ = try await media.receive(bomb, limit: 20 * 1024 * 1024) { head, finished in try check.inspect(head, finished: finished) }
+        }
+        #expect(bombCounter.value == 1)
+    }
+
+    @Test("Stored files get content-hash names, written atomically; the same bytes twice are one file")
+    func contentHashNames() async throws {
+        let media = try MediaFiles(root: temporaryDirectory("avatar-media"))
+        let bytes = [UInt8](repeating: 42, count: 200_000)
+        var names: [String] = []
+        for _ in 0..<2 {
+            let file = try await media.receive(CountingBody(chunks: 1, chunkBytes: 0, counter: ChunkCounter(), first: bytes), limit: 1_000_000)
+            names.append(try media.commit(file, account: "acct-1", fileExtension: "bin"))
+        }
+        #expect(names[0] == names[1])
+        // sha256 of 200 000 bytes of 0x2a, from `python3 -c "import hashlib;print(hashlib.sha256(bytes([42])*200000).hexdigest())"`.
+        let expected = ChildProcess.run(["python3", "-c", "import hashlib;print(hashlib.sha256(bytes([42])*200000).hexdigest())"])
+        #expect(names[0] == "acct-1/\(String(decoding: expected.output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)).bin")
+        #expect(FileManager.default.contents(atPath: media.absolute(names[0])) == Data(bytes))
+        #expect(throws: MediaError.self) { try media.commit(account: "../a", sha256: "x", fileExtension: "b", from: "/nonexistent") }
+    }
+
+    @Test("Image headers: size, EXIF orientation and completeness from the bytes")
+    func imageHeaders() throws {
+        #expect(ImageFormat.sniff(pngHeader(width: 3, height: 2)) == .png)
+        #expect(try ImageHeader.parse(pngHeader(width: 640, height: 480), format: .png) == ImageHeader(format: .png, width: 640, height: 480, orientation: 1))
+        // A JPEG with an EXIF orientation 6 segment before the frame header.
+        let exif: [UInt8] = Array("Exif".utf8) + [0, 0] + [0x4D, 0x4D, 0x00, 0x2A, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0]
+        let app1: [UInt8] = [0xFF, 0xE1, UInt8((exif.count + 2) >> 8), UInt8((exif.count + 2) & 0xFF)] + exif
+        let sof: [UInt8] = [0xFF, 0xC0, 0, 17, 8, 0x01, 0xE0, 0x02, 0x80, 3] + [UInt8](repeating: 0, count: 9)
+        let jpeg: [UInt8] = [0xFF, 0xD8] + app1 + sof
+        #expect(ImageFormat.sniff(jpeg) == .jpeg)
+        #expect(try ImageHeader.parse(jpeg, format: .jpeg) == ImageHeader(format: .jpeg, width: 640, height: 480, orientation: 6))
+        #expect(try ImageHeader.parse(Array(jpeg.prefix(20)), format: .jpeg) == nil, "needs more bytes")
+        #expect(ImageHeader.isComplete(format: .jpeg, tail: [1, 2, 0xFF, 0xD9], fileSize: 4, riffSize: nil))
+        #expect(!ImageHeader.isComplete(format: .jpeg, tail: [1, 2, 3, 4], fileSize: 4, riffSize: nil))
+        #expect(throws: MediaError.invalidFileName("../a.jpg")) { try FileName.validate("../a.jpg") }
+        #expect(try FileName.validate("my photo.jpg") == "my photo.jpg")
+    }
+}
+
+/// PNG signature + IHDR chunk of the given size (CRC not checked by the header parser).
+func pngHeader(width: Int, height: Int) -> [UInt8] {
+    func be32(_ v: Int) -> [UInt8] { [UInt8((v >> 24) & 0xFF), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)] }
+    return [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + be32(13) + Array("IHDR".utf8) + be32(width) + be32(height) + [8, 2, 0, 0, 0] + [0, 0, 0, 0]
+}
+
+final class ChunkCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    var value: Int { lock.withLock { count } }
+    func increment() { lock.withLock { count += 1 } }
+}
+
+/// A request body that makes its chunks on demand and counts how many were pulled.
+struct CountingBody: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let chunks: Int
+    let chunkBytes: Int
+    let counter: ChunkCounter
+    var first: [UInt8] = []
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var index = 0
+        let body: CountingBody
+        mutating func next() async throws -> ByteBuffer? {
+            guard index < body.chunks else { return nil }
+            defer { index += 1 }
+            body.counter.increment()
+            var buffer = ByteBuffer(bytes: index == 0 ? body.first : [])
+            buffer.writeRepeatingByte(0x55, count: index == 0 && !body.first.isEmpty ? Swift.max(0, body.chunkBytes - body.first.count) : body.chunkBytes)
+            return buffer
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(body: self) }
+}
