@@ -1,7 +1,7 @@
 import AvatarAnimation
 import AvatarCore
 import AvatarMedia
-import AvatarServer
+@testable import AvatarServer
 import AvatarStore
 import Foundation
 import Hummingbird
@@ -202,6 +202,77 @@ struct APITests {
             let download = try await client.call(.get, "/api/v1/jobs/\(crashingId)/video", token: harness.owner)
             #expect(download.status == 409)
         }
+    }
+
+    @Test("Bad audio is refused before any engine: random bytes, a 2-hour recording, an empty body")
+    func badAudio() async throws {
+        let harness = try await APIHarness.make()
+        let app = try buildApplication(runtime: harness.runtime)
+        // A real 2-hour MP3 (silence at 8 kb/s, about 7 MB: under the byte limit, over the 10-minute one).
+        let long = temporaryDirectory("avatar-audio") + "/two-hours.mp3"
+        let made = ChildProcess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "7200", "-b:a", "8k", long])
+        #expect(made.status == 0, "\(made.lastErrorLine ?? "")")
+        let twoHours = try Data(contentsOf: URL(fileURLWithPath: long))
+        var generator = SystemRandomNumberGenerator()
+        let noise = (0..<200_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        try await app.test(.router) { client in
+            let created = try await client.call(.post, "/api/v1/avatars", token: harness.owner, json: ["name": "V", "consent": testConsent])
+            let id = try #require(created.json["id"] as? String)
+            let random = try await client.call(.post, "/api/v1/avatars/\(id)/voice/samples?filename=voice.wav", token: harness.owner, body: ByteBuffer(bytes: noise))
+            #expect(random.status == 422)
+            #expect(random.json["code"] as? String == "unreadable-file")
+            let tooLong = try await client.call(.post, "/api/v1/avatars/\(id)/voice/samples?filename=long.mp3", token: harness.owner, body: ByteBuffer(data: twoHours))
+            #expect(tooLong.status == 413)
+            #expect(tooLong.json["code"] as? String == "audio-too-long")
+            #expect((tooLong.json["detail"] as? String ?? "").contains("7200 s"))
+            #expect(try await client.call(.post, "/upload-audio?avatar_id=\(id)", token: harness.owner, body: ByteBuffer()).json["code"] as? String == "empty-upload")
+            let noAvatar = try await client.call(.post, "/upload-audio", token: harness.owner, body: ByteBuffer(bytes: noise))
+            #expect(noAvatar.json["code"] as? String == "missing-avatar-id")
+            #expect(try await client.call(.post, "/upload-audio?avatar_id=\(id)", token: harness.other, body: ByteBuffer(bytes: noise)).status == 404)
+            #expect(try await client.call(.post, "/upload-audio?avatar_id=\(id)", token: nil, body: ByteBuffer(bytes: noise)).status == 401)
+            let state = try await client.call(.get, "/api/v1/avatars/\(id)/voice", token: harness.owner)
+            #expect((state.json["samples"] as? [Any])?.isEmpty == true)
+            // No photo yet: a video cannot start.
+            let video = try await client.call(.post, "/api/v1/avatars/\(id)/videos", token: harness.owner, json: ["text": "hi"])
+            #expect(video.status == 409)
+            #expect(video.json["code"] as? String == "no-photo")
+        }
+        let services = try APIServices(runtime: harness.runtime)
+        #expect((try FileManager.default.contentsOfDirectory(atPath: services.media.tempDirectory)).isEmpty)
+    }
+
+    @Test("CORS is off by default; an allowed origin gets credentials and preflights, another none")
+    func cors() async throws {
+        let closed = try buildApplication(runtime: try await APIHarness.make().runtime)
+        try await closed.test(.router) { client in
+            let response = try await client.call(.get, "/healthz", token: nil, headers: [.origin: "http://localhost:3000"])
+            #expect(response.headers[.accessControlAllowOrigin] == nil)
+        }
+        let harness = try await APIHarness.make(environment: ["AVATAR_CORS_ORIGINS": "http://localhost:3000"])
+        let open = try buildApplication(runtime: harness.runtime)
+        try await open.test(.router) { client in
+            let allowed = try await client.call(.get, "/api/v1/me", token: harness.owner, headers: [.origin: "http://localhost:3000"])
+            #expect(allowed.headers[.accessControlAllowOrigin] == "http://localhost:3000")
+            #expect(allowed.headers[.accessControlAllowCredentials] == "true")
+            let preflight = try await client.execute(uri: "/api/v1/avatars", method: .options,
+                                                     headers: [.origin: "http://localhost:3000", .accessControlRequestMethod: "POST"])
+            #expect(preflight.status == .noContent)
+            #expect(preflight.headers[.accessControlAllowHeaders]?.contains("Authorization") == true)
+            let other = try await client.call(.get, "/api/v1/me", token: harness.owner, headers: [.origin: "http://evil.example"])
+            #expect(other.headers[.accessControlAllowOrigin] == nil)
+        }
+        await #expect(throws: SettingsError.self) { _ = try await AvatarSettings.load(environment: ["AVATAR_CORS_ORIGINS": "localhost:3000"]) }
+    }
+
+    @Test("Byte ranges: one range, open-ended and suffix forms; others unsatisfiable")
+    func byteRanges() {
+        #expect(FileResponder.parse("bytes=0-99", size: 1000) == 0...99)
+        #expect(FileResponder.parse("bytes=900-", size: 1000) == 900...999)
+        #expect(FileResponder.parse("bytes=-100", size: 1000) == 900...999)
+        #expect(FileResponder.parse("bytes=990-2000", size: 1000) == 990...999)
+        #expect(FileResponder.parse("bytes=1000-", size: 1000) == nil)
+        #expect(FileResponder.parse("bytes=0-1,5-6", size: 1000) == nil)
+        #expect(FileResponder.parse("items=0-1", size: 1000) == nil)
     }
 
     @Test("Rate limits answer 429 with Retry-After")
