@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import AvatarCache
 import AvatarConversation
 import AvatarCore
 import AvatarMedia
@@ -112,5 +113,23 @@ actor ConversationRegistry {
 
     func forget(_ avatarId: String) {
         live[avatarId] = nil
+    }
+}
+
+/// `GET /api/v1/cache/stats`: hits, misses and bytes per kind of cached value, and whether Redis is in use.
+struct CacheStatsView: ResponseEncodable {
+    var state: String
+    var reason: String?
+    var backend: String
+    var types: [String: CacheManager.TypeStats]
+    var totals: CacheManager.Metrics
+}
+
+func addCacheRoutes(_ api: RouterGroup<AppRequestContext>, runtime: AvatarRuntime) {
+    api.get("/cache/stats") { _, context -> CacheStatsView in
+        _ = try context.requireAccount()
+        let status = await runtime.cache.status()
+        return CacheStatsView(state: status.state.rawValue, reason: status.reason, backend: status.details["backend"] ?? "memory",
+                              types: await runtime.cache.statsByType(), totals: await runtime.cache.currentMetrics())
     }
 }

@@ -57,6 +57,7 @@ func buildRouter(runtime: AvatarRuntime, services: APIServices, jobs: JobQueue) 
     // The seed's four paths, as aliases with ?avatar_id= (documented in openapi.yaml).
     let alias = router.group().add(middleware: AuthMiddleware(database: runtime.database)).add(middleware: AliasMiddleware())
     addAvatarRoutes(api, runtime: runtime, services: services)
+    addCacheRoutes(api, runtime: runtime)
     addPhotoRoutes(api, alias: alias, services: services)
     addChatRoutes(api, alias: alias, services: services)
     addVoiceRoutes(api, alias: alias, services: services)

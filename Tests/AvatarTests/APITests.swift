@@ -264,6 +264,55 @@ struct APITests {
         await #expect(throws: SettingsError.self) { _ = try await AvatarSettings.load(environment: ["AVATAR_CORS_ORIGINS": "localhost:3000"]) }
     }
 
+    @Test("Cache stats per kind of value; with Redis unreachable the API answers and the cache says degraded")
+    func cacheStats() async throws {
+        let harness = try await APIHarness.make()
+        await harness.runtime.cache.set("reply", "a", Array("hello".utf8), ttl: 60)
+        await harness.runtime.cache.set("reply", "b", Array("world!".utf8), ttl: 60)
+        _ = await harness.runtime.cache.get("reply", "a")
+        _ = await harness.runtime.cache.get("tts", "missing")
+        let app = try buildApplication(runtime: harness.runtime)
+        try await app.test(.router) { client in
+            let stats = try await client.call(.get, "/api/v1/cache/stats", token: harness.owner)
+            let types = try #require(stats.json["types"] as? [String: [String: Int]])
+            #expect(types["reply"] == ["hits": 1, "misses": 0, "sets": 2, "bytesSet": 11, "memoryEntries": 2, "memoryBytes": 11])
+            #expect(types["tts"]?["misses"] == 1)
+            #expect(stats.json["state"] as? String == "ready")
+            #expect(try await client.call(.get, "/api/v1/cache/stats", token: nil).status == 401)
+        }
+        // Nothing listens on port 1: Redis is "down".
+        let degraded = try await APIHarness.make(environment: ["AVATAR_REDIS": "redis://127.0.0.1:1"])
+        let degradedApp = try buildApplication(runtime: degraded.runtime)
+        try await degradedApp.test(.router) { client in
+            let stats = try await client.call(.get, "/api/v1/cache/stats", token: degraded.owner)
+            #expect(stats.json["state"] as? String == "degraded")
+            #expect(stats.json["backend"] as? String == "memory")
+            #expect(try await client.call(.post, "/api/v1/avatars", token: degraded.owner, json: ["name": "R", "consent": testConsent]).status == 201)
+        }
+    }
+
+    @Test("EXIF orientation is applied to the decoded photo (a real JPEG with orientation 6)")
+    func exifOrientation() async throws {
+        // 64×48, a red 8×8 block at the top left, the rest grey; then an APP1 segment with orientation 6 (90° clockwise).
+        var image = RGBImage(width: 64, height: 48, fill: (128, 128, 128))
+        for y in 0..<8 { for x in 0..<8 { image.pixels[(y * 64 + x) * 3] = 255; image.pixels[(y * 64 + x) * 3 + 1] = 0; image.pixels[(y * 64 + x) * 3 + 2] = 0 } }
+        let plain = try image.pixels.withUnsafeBufferPointer { try JPEGEncoder(quality: 95).encode($0.baseAddress!, width: 64, height: 48) }
+        let exif: [UInt8] = Array("Exif".utf8) + [0, 0] + [0x4D, 0x4D, 0x00, 0x2A, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0]
+        let app1: [UInt8] = [0xFF, 0xE1, UInt8((exif.count + 2) >> 8), UInt8((exif.count + 2) & 0xFF)] + exif
+        let jpeg = Array(plain.prefix(2)) + app1 + Array(plain.dropFirst(2))
+        let path = temporaryDirectory("avatar-exif") + "/rotated.jpg"
+        try Data(jpeg).write(to: URL(fileURLWithPath: path))
+        let header = try #require(try ImageHeader.parse(jpeg, format: .jpeg))
+        #expect(header.orientation == 6 && header.width == 64 && header.height == 48)
+        let decoded = try await PhotoDecoder.decode(path: path, header: header)
+        #expect(decoded.width == 48 && decoded.height == 64)
+        // Rotated 90° clockwise, the top-left block is now at the top right.
+        func red(_ x: Int, _ y: Int) -> Bool { let i = (y * decoded.width + x) * 3; return decoded.pixels[i] > 200 && decoded.pixels[i + 1] < 60 }
+        #expect(red(decoded.width - 3, 3))
+        #expect(!red(3, 3))
+        #expect(!red(decoded.width - 3, decoded.height - 3))
+    }
+
     @Test("Byte ranges: one range, open-ended and suffix forms; others unsatisfiable")
     func byteRanges() {
         #expect(FileResponder.parse("bytes=0-99", size: 1000) == 0...99)
