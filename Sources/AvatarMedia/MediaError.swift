@@ -46,7 +46,8 @@ public enum MediaError: AvatarError, Equatable {
     }
 
     static func megabytes(_ bytes: Int64) -> String {
-        bytes % (1024 * 1024) == 0 ? "\(bytes / (1024 * 1024)) MB" : String(format: "%.1f MB", Double(bytes) / 1_048_576)
+        if bytes < 1024 * 1024 { return "\(bytes) bytes" }
+        return bytes % (1024 * 1024) == 0 ? "\(bytes / (1024 * 1024)) MB" : String(format: "%.1f MB", Double(bytes) / 1_048_576)
     }
 }
 

@@ -313,6 +313,59 @@ struct APITests {
         #expect(!red(decoded.width - 3, decoded.height - 3))
     }
 
+    @Test("Chat without any model: the persona's canned reply, said to be canned, as JSON and as Server-Sent Events")
+    func chatWithoutModel() async throws {
+        let harness = try await APIHarness.make()
+        let app = try buildApplication(runtime: harness.runtime)
+        try await app.test(.router) { client in
+            let created = try await client.call(.post, "/api/v1/avatars", token: harness.owner, json: ["name": "C", "age": 30, "consent": testConsent])
+            let id = try #require(created.json["id"] as? String)
+            let reply = try await client.call(.post, "/api/v1/avatars/\(id)/chat", token: harness.owner, json: ["message": "Hello there!"])
+            #expect(reply.status == 200)
+            #expect(reply.json["model"] == nil, "no model is configured, so none answered")
+            #expect((reply.json["route"] as? String ?? "").contains("canned"))
+            #expect((reply.json["reply"] as? String ?? "").contains("train of thought"))
+            let streamed = try await client.call(.post, "/api/v1/avatars/\(id)/chat", token: harness.owner, json: ["message": "Hello again!"],
+                                                 headers: [.accept: "text/event-stream"])
+            #expect(streamed.headers[.contentType] == "text/event-stream")
+            #expect(streamed.text.hasPrefix("event: segment\ndata: "))
+            #expect(streamed.text.contains("event: done\ndata: "))
+            let empty = try await client.call(.post, "/api/v1/avatars/\(id)/chat", token: harness.owner, json: ["message": "   "])
+            #expect(empty.status == 422)
+        }
+    }
+
+    @Test("Per-account quota: an account at its quota gets 507; the temp area is cleaned of old files")
+    func quotaAndTempCleanup() async throws {
+        let harness = try await APIHarness.make()
+        var limits = APILimits()
+        limits.accountBytes = 10_000
+        let owner = try harness.runtime.database.ensureOwner().account
+        let app = try buildApplication(runtime: harness.runtime, limits: limits)
+        try await app.test(.router) { client in
+            let created = try await client.call(.post, "/api/v1/avatars", token: harness.owner, json: ["name": "Q", "consent": testConsent])
+            let id = try #require(created.json["id"] as? String)
+            // 12 KB is more than the 10 000 bytes left: cut off as too large.
+            let over = try await client.call(.put, "/api/v1/avatars/\(id)/photo", token: harness.owner, body: ByteBuffer(bytes: pngHeader(width: 10, height: 10) + [UInt8](repeating: 1, count: 12_000)))
+            #expect(over.status == 413)
+            try harness.runtime.database.insert(MediaRecord(accountId: owner.id, avatarId: id, kind: "photo", path: "x/y.png", sha256: "y", bytes: 10_000, contentType: "image/png"))
+            let full = try await client.call(.put, "/api/v1/avatars/\(id)/photo", token: harness.owner, body: ByteBuffer(bytes: pngHeader(width: 10, height: 10)))
+            #expect(full.status == 507)
+            #expect(full.json["code"] as? String == "quota-exceeded")
+            // Another account is not affected.
+            let theirs = try await client.call(.post, "/api/v1/avatars", token: harness.other, json: ["name": "Q", "consent": testConsent])
+            let theirId = try #require(theirs.json["id"] as? String)
+            #expect(try await client.call(.put, "/api/v1/avatars/\(theirId)/photo", token: harness.other, body: ByteBuffer(bytes: [1, 2, 3])).status == 415)
+        }
+        let media = try MediaFiles(root: temporaryDirectory("avatar-media"))
+        let old = media.tempDirectory + "/upload-old.part", fresh = media.tempDirectory + "/upload-new.part"
+        _ = FileManager.default.createFile(atPath: old, contents: Data([1]))
+        _ = FileManager.default.createFile(atPath: fresh, contents: Data([1]))
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-7200)], ofItemAtPath: old)
+        #expect(media.cleanTemp(olderThan: 3600) == 1)
+        #expect(!FileManager.default.fileExists(atPath: old) && FileManager.default.fileExists(atPath: fresh))
+    }
+
     @Test("Byte ranges: one range, open-ended and suffix forms; others unsatisfiable")
     func byteRanges() {
         #expect(FileResponder.parse("bytes=0-99", size: 1000) == 0...99)
