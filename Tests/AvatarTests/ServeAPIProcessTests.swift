@@ -91,22 +91,92 @@ struct ServeAPIProcessTests {
     }
 }
 
+@Suite("avatar serve: kill -9 during a video job", .serialized)
+struct ServeCrashTests {
+    func json(_ text: String) -> [String: Any] { (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:] }
+
+    @Test("kill -9 while a video renders: after a restart the job finishes, the photo is intact, the database is consistent")
+    func killDuringVideo() async throws {
+        let dataDir = temporaryDirectory("avatar-crash")
+        let realHome = ProcessInfo.processInfo.environment["AVATAR_HOME"] ?? NSHomeDirectory() + "/.avatar"
+        let overrides = ["AVATAR_HOME": realHome, "AVATAR_DATA_DIR": dataDir, "AVATAR_ENGINES_ENABLED": "true", "AVATAR_LLM_EMBEDDED": "false"]
+        let settings = try await AvatarSettings.load(environment: ProcessInfo.processInfo.environment.merging(overrides) { _, new in new })
+        let astronaut = try TestData.skimage("astronaut.png", settings: settings)
+        let first = ServeAPIServer(home: realHome, overrides: overrides)
+        try await first.start()
+        defer { if first.process.isRunning { first.process.terminate() } }
+        let owner = try #require(ServeAPIProcessTests.token(in: first.output), "\(first.output)")
+        let (_, created) = try await first.post("/api/v1/avatars", token: owner, json: #"{"name":"K","age":40,"languages":["en"],"consent":{"givenBy":"K","basis":"self","grantedAt":"2026-11-30"}}"#)
+        let id = try #require(json(created)["id"] as? String)
+        // The engine host loads its models after the server answers: retry the photo while it is starting.
+        var photo: (UInt, String) = (0, "")
+        let ready = ContinuousClock.now + .seconds(settings.engineStartTimeout + 30)
+        repeat {
+            photo = try await first.put("/api/v1/avatars/\(id)/photo", token: owner, body: astronaut)
+            if photo.0 == 503 { try await Task.sleep(for: .seconds(1)) }
+        } while photo.0 == 503 && ContinuousClock.now < ready
+        #expect(photo.0 == 201, "\(photo.1)")
+        let photoSHA = try #require(json(photo.1)["sha256"] as? String)
+        let text = String(repeating: "The stars are bright tonight and the sea is calm. ", count: 8)
+        let (status, started) = try await first.post("/api/v1/avatars/\(id)/videos", token: owner, json: #"{"text":"\#(text)"}"#)
+        #expect(status == 202, "\(started)")
+        let jobId = try #require(json(started)["id"] as? String)
+        // Wait until the job renders (progress > 0), then kill the server outright.
+        let deadline = ContinuousClock.now + .seconds(120)
+        var job: [String: Any] = [:]
+        repeat {
+            try await Task.sleep(for: .milliseconds(100))
+            job = json(try await first.get("/api/v1/jobs/\(jobId)", token: owner).1)
+        } while !((job["state"] as? String == "running") && (job["progress"] as? Double ?? 0) > 0) && ContinuousClock.now < deadline
+        #expect(job["state"] as? String == "running", "\(job)")
+        #expect(kill(first.process.processIdentifier, SIGKILL) == 0)
+        while first.process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+        try await Task.sleep(for: .seconds(2))  // the reaper stops the orphaned engine host
+
+        let second = ServeAPIServer(home: realHome, overrides: overrides)
+        try await second.start()
+        defer { if second.process.isRunning { second.process.terminate() } }
+        let end = ContinuousClock.now + .seconds(settings.engineStartTimeout + 180)
+        repeat {
+            try await Task.sleep(for: .milliseconds(500))
+            job = json(try await second.get("/api/v1/jobs/\(jobId)", token: owner).1)
+        } while ["queued", "running"].contains(job["state"] as? String ?? "") && ContinuousClock.now < end
+        #expect(job["state"] as? String == "succeeded", "\(job)")
+        #expect(job["attempts"] as? Int == 2)
+        let (photoStatus, _) = try await second.get("/api/v1/avatars/\(id)/photo", token: owner)
+        #expect(photoStatus == 200)
+        let shown = json(try await second.get("/api/v1/avatars/\(id)", token: owner).1)
+        #expect((shown["photo"] as? [String: Any]) != nil)
+        let stored = try Data(contentsOf: URL(fileURLWithPath: dataDir + "/media/" + (try #require(try? FileManager.default.contentsOfDirectory(atPath: dataDir + "/media").first { $0 != "tmp" })) + "/\(photoSHA).png"))
+        #expect(stored == astronaut)
+        try await second.stop()
+        let check = ChildProcess.run(["python3", "-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('PRAGMA integrity_check').fetchone()[0])", dataDir + "/avatar.sqlite"])
+        #expect(String(decoding: check.output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) == "ok")
+    }
+}
+
 /// A spawned `avatar serve` with engines off, in its own home.
 final class ServeAPIServer: @unchecked Sendable {
     let process = Process()
     let port = Int.random(in: 20000..<40000)
     let home: String
+    /// Settings over the default test ones (engines off, Redis off).
+    let overrides: [String: String]
 
-    init(home: String = temporaryDirectory("avatar-serve-api")) {
+    init(home: String = temporaryDirectory("avatar-serve-api"), overrides: [String: String] = [:]) {
         self.home = home
+        self.overrides = overrides
     }
 
-    var environment: [String: String] { ["AVATAR_HOME": home, "AVATAR_PORT": String(port), "AVATAR_ENGINES_ENABLED": "false", "AVATAR_REDIS": "off", "AVATAR_LOG_LEVEL": "warning"] }
+    var environment: [String: String] {
+        ["AVATAR_HOME": home, "AVATAR_PORT": String(port), "AVATAR_ENGINES_ENABLED": "false", "AVATAR_REDIS": "off", "AVATAR_LOG_LEVEL": "warning"]
+            .merging(overrides) { _, new in new }
+    }
     var base: String { "http://127.0.0.1:\(port)" }
     private var outputPath = ""
 
     func start() async throws {
-        outputPath = home + "/stdout-\(UUID().uuidString.prefix(6)).txt"
+        outputPath = temporaryDirectory("avatar-serve-out") + "/stdout.txt"
         _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: AvatarProcess.binary)
         process.arguments = ["serve"]
@@ -135,6 +205,15 @@ final class ServeAPIServer: @unchecked Sendable {
         var request = HTTPClientRequest(url: base + path)
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        return (response.status.code, String(buffer: try await response.body.collect(upTo: 1 << 20)))
+    }
+
+    func put(_ path: String, token: String, body: Data) async throws -> (UInt, String) {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = .PUT
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        request.body = .bytes(ByteBuffer(data: body))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
         return (response.status.code, String(buffer: try await response.body.collect(upTo: 1 << 20)))
     }
 
