@@ -1,4 +1,7 @@
 import AvatarConversation
+import AvatarCore
+import AvatarStore
+import AvatarVoice
 import Foundation
 import Hummingbird
 import NIOCore
@@ -7,6 +10,16 @@ struct ChatInput: Decodable {
     var message: String
     /// Stream the reply as Server-Sent Events (also chosen by `Accept: text/event-stream`).
     var stream: Bool?
+    /// Include the reply spoken in the avatar's voice (a WAV, base64) in the JSON answer.
+    var speak: Bool?
+}
+
+/// The reply spoken: a 16-bit WAV in the avatar's voice.
+struct SpokenAudio: Encodable {
+    var voice: String
+    var method: String
+    var seconds: Double
+    var wavBase64: String
 }
 
 /// The finished reply: what was said, how, and who said it.
@@ -29,6 +42,7 @@ struct ChatReply: ResponseEncodable {
     /// Set when the model that answered cannot serve this language well: what is wrong and how to fix it.
     var capabilityNotice: String?
     var interrupted: Bool
+    var audio: SpokenAudio?
 
     init(_ metadata: ReplyMetadata) {
         reply = metadata.text
@@ -84,10 +98,38 @@ func addChatRoutes(_ api: RouterGroup<AppRequestContext>, alias: RouterGroup<App
         guard let finished else {
             throw Problem(.internalServerError, "no-reply", "No reply", detail: "the conversation ended without a reply", fix: "try again")
         }
-        return try ChatReply(finished).response(from: request, context: context)
+        var reply = ChatReply(finished)
+        if input.speak == true {
+            reply.audio = try await speak(finished, avatar: avatar, services: services)
+        }
+        return try reply.response(from: request, context: context)
     }
     api.post("/avatars/:id/chat", use: chat)
     alias.post("/chat", use: chat)
+}
+
+/// The reply in the avatar's voice: its approximate voice match when it has one and chose "clone", else the chosen base voice,
+/// with the reply's emotion as prosody.
+func speak(_ metadata: ReplyMetadata, avatar: OwnedAvatar, services: APIServices) async throws -> SpokenAudio {
+    guard let host = services.runtime.engineHost else {
+        throw Problem(.serviceUnavailable, "engines-disabled", "Engines disabled", detail: "speech synthesis is off (AVATAR_ENGINES_ENABLED=false)", fix: "leave out \"speak\", or enable the engines")
+    }
+    let text = SpeakableSegmenter.speakable(metadata.text)
+    if avatar.voice == "clone", let profile = try services.runtime.database.voiceProfile(named: "avatar-\(avatar.id)") {
+        let cloner = VoiceCloner(host: host, store: services.runtime.database, dataDir: services.runtime.settings.dataDir)
+        let synthesis = try await cloner.synthesize(text, profile: profile)
+        return SpokenAudio(voice: profile.baseVoice, method: synthesis.label, seconds: WAVInfo.duration(synthesis.wav), wavBase64: synthesis.wav.base64EncodedString())
+    }
+    let voice = JobQueue.voice(avatar.voice, language: metadata.language)
+    let emotion: String
+    switch metadata.emotion.label {
+    case .joy: emotion = "happy"
+    case .sadness: emotion = "sad"
+    case .surprise: emotion = "excited"
+    default: emotion = "neutral"
+    }
+    let speech = try await host.timedSpeech(text: text, voice: voice, emotion: emotion, intensity: metadata.emotion.intensity)
+    return SpokenAudio(voice: voice, method: "base voice", seconds: speech.duration, wavBase64: speech.audio.base64EncodedString())
 }
 
 func sse(_ event: String, _ json: String) -> ByteBuffer {

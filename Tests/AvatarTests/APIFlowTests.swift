@@ -51,6 +51,12 @@ struct APIFlowTests {
             #expect((reply.json["reply"] as? String ?? "").count > 3)
             #expect(reply.json["model"] as? String == "embedded:smollm2-135m", "\(reply.text)")
             #expect(reply.json["language"] as? String == "en")
+            // With the spoken audio: a WAV of the reply in the avatar's voice.
+            let spoken = try await client.call(.post, "/api/v1/avatars/\(id)/chat", token: harness.owner, json: ["message": "Say hello to me.", "speak": true])
+            let audio = try #require(spoken.json["audio"] as? [String: Any], "\(spoken.text)")
+            let wav = try #require(Data(base64Encoded: audio["wavBase64"] as? String ?? ""))
+            #expect(String(decoding: wav.prefix(4), as: UTF8.self) == "RIFF")
+            #expect((audio["seconds"] as? Double ?? 0) > 0.3)
 
             let streamed = try await client.call(.post, "/api/v1/avatars/\(id)/chat", token: harness.owner,
                                                  json: ["message": "Tell me about your favourite planet.", "stream": true])
@@ -66,6 +72,24 @@ struct APIFlowTests {
             }
             // The done event's reply is the segments together.
             #expect(segments.joined(separator: " ").filter(\.isLetter) == (doneJSON?["reply"] as? String ?? "").filter(\.isLetter))
+
+            // Voice samples: two LibriVox clips (one converted to MP3 first); the profile is an approximate match, and says so.
+            let mp3 = temporaryDirectory("avatar-voice") + "/0890.mp3"
+            #expect(ChildProcess.run(["ffmpeg", "-v", "error", "-i", TestData.librivox + "/sense_and_sensibility_01_austen_64kb-0890.wav", "-b:a", "64k", mp3]).status == 0)
+            var voice: Checked?
+            for path in [TestData.librivox + "/sense_and_sensibility_01_austen_64kb-0870.wav", mp3] {
+                let sample = try await client.call(.post, "/api/v1/avatars/\(id)/voice/samples?filename=\((path as NSString).lastPathComponent)", token: harness.owner,
+                                                   body: ByteBuffer(data: try Data(contentsOf: URL(fileURLWithPath: path))))
+                #expect(sample.status == 201, "\(sample.text)")
+                #expect(["accepted", "converted"].contains((sample.json["sample"] as? [String: Any])?["verdict"] as? String ?? ""), "\(sample.text)")
+                voice = sample
+            }
+            let profile = try #require(voice?.json["profile"] as? [String: Any], "\(voice?.text ?? "")")
+            #expect((profile["label"] as? String ?? "").contains("approximate voice match"))
+            #expect(profile["sampleCount"] as? Int == 2)
+            #expect((0...1).contains(profile["matchSimilarity"] as? Double ?? -1))
+            let voiceState = try await client.call(.get, "/api/v1/avatars/\(id)/voice", token: harness.owner)
+            #expect((voiceState.json["samples"] as? [Any])?.count == 2)
 
             // A video job: queued, rendered by the worker, downloadable with Range, tagged as AI-generated.
             let started = try await client.call(.post, "/api/v1/avatars/\(id)/videos", token: harness.owner, json: ["text": "Hello! I like the stars.", "emotion": "happy"])
@@ -107,6 +131,7 @@ struct APIFlowTests {
             #expect(try await client.call(.delete, "/api/v1/avatars/\(id)?confirm=\(id)", token: harness.owner).status == 204)
             #expect(paths.allSatisfy { !FileManager.default.fileExists(atPath: $0) })
             #expect(try runtime.database.turnCount(avatarId: id) == 0)
+            #expect(try runtime.database.voiceProfile(named: "avatar-\(id)") == nil)
         }
     }
 
