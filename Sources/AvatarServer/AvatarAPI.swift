@@ -278,7 +278,11 @@ func addAvatarRoutes(_ api: RouterGroup<AppRequestContext>, runtime: AvatarRunti
         }
         let profile = try database.voiceProfile(named: "avatar-\(avatar.id)")
         guard let paths = try database.deleteAvatar(id: avatar.id, accountId: account.id) else { throw Problem.notFound("avatar \(avatar.id)") }
-        for path in paths { services.media.remove(path) }
+        for path in paths {
+            services.media.remove(path)
+            // Scaled copies of a video (`?size=`) live beside it.
+            if path.hasSuffix(".mp4") { for size in ["256", "1024"] { services.media.remove(String(path.dropLast(4)) + "-\(size).mp4") } }
+        }
         if let profile { try? FileManager.default.removeItem(atPath: runtime.settings.dataDir + "/voices/" + profile.id) }
         await services.conversations.forget(avatar.id)
         return Response(status: .noContent)

@@ -302,7 +302,26 @@ func addVideoRoutes(_ api: RouterGroup<AppRequestContext>, alias: RouterGroup<Ap
             throw Problem(.conflict, "job-not-finished", "Video not ready", detail: "the job is \(job.state.rawValue)\(job.error.map { ": \($0)" } ?? "")",
                           fix: job.state.finished ? "start a new video" : "poll GET /api/v1/jobs/\(job.id) until its state is succeeded")
         }
-        return try await FileResponder.respond(services.media.absolute(path), contentType: "video/mp4", request: request, context: context)
+        var file = services.media.absolute(path)
+        if let size = request.uri.queryParameters["size"].map(String.init), size != "512" {
+            guard ["256", "1024"].contains(size) else {
+                throw AvatarValidation.invalid("size", "must be 256, 512 or 1024", fix: "send ?size=256, 512 (the rendered size) or 1024")
+            }
+            // Scaled once with ffmpeg, kept beside the original.
+            let scaled = (file as NSString).deletingPathExtension + "-\(size).mp4"
+            if !FileManager.default.fileExists(atPath: scaled) {
+                let temp = services.media.tempDirectory + "/scale-\(UUID().uuidString.lowercased()).mp4"
+                let result = await ChildProcess.output(of: ["ffmpeg", "-v", "error", "-y", "-i", file, "-map", "0", "-vf", "scale=\(size):\(size):flags=lanczos",
+                                                             "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p", "-c:a", "copy",
+                                                             "-map_metadata", "0", "-movflags", "+faststart+use_metadata_tags", temp])
+                guard result.status == 0, rename(temp, scaled) == 0 else {
+                    try? FileManager.default.removeItem(atPath: temp)
+                    throw Problem(.internalServerError, "conversion-failed", "Conversion failed", detail: "ffmpeg could not scale the video: \(result.lastErrorLine ?? "?")", fix: "download it at 512 (no ?size)")
+                }
+            }
+            file = scaled
+        }
+        return try await FileResponder.respond(file, contentType: "video/mp4", request: request, context: context, downloadName: "avatar-\(job.avatarId.prefix(8))-\(job.id.prefix(8)).mp4")
     }
 }
 

@@ -114,6 +114,11 @@ struct APIFlowTests {
             let info = String(decoding: probe.output, as: UTF8.self)
             #expect(info.contains("codec_name=h264") && info.contains("codec_name=aac"), "\(info)")
             #expect(info.contains("AI-generated") && info.contains(id), "provenance tags: \(info)")
+            let small = try await client.call(.get, "/api/v1/jobs/\(jobId)/video?size=256", token: harness.owner)
+            let smallPath = temporaryDirectory("avatar-video") + "/small.mp4"
+            try Data(buffer: small.body).write(to: URL(fileURLWithPath: smallPath))
+            let smallInfo = String(decoding: ChildProcess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height", "-of", "csv=p=0", smallPath]).output, as: UTF8.self)
+            #expect(smallInfo.trimmingCharacters(in: .whitespacesAndNewlines) == "256,256")
             // The same request again: answered from the finished job at once.
             let again = try await client.call(.post, "/api/v1/avatars/\(id)/videos", token: harness.owner, json: ["text": "Hello! I like the stars.", "emotion": "happy"])
             #expect(again.status == 200)
