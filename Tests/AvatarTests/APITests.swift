@@ -366,6 +366,22 @@ struct APITests {
         #expect(!FileManager.default.fileExists(atPath: old) && FileManager.default.fileExists(atPath: fresh))
     }
 
+    @Test("/docs serves Swagger UI from the venv's swagger-ui-bundle, offline, with the spec as 3.0 for it")
+    func docs() async throws {
+        let home = ProcessInfo.processInfo.environment["AVATAR_HOME"] ?? NSHomeDirectory() + "/.avatar"
+        let harness = try await APIHarness.make(environment: ["AVATAR_VENV_DIR": home + "/venv"])
+        let app = try buildApplication(runtime: harness.runtime)
+        try await app.test(.router) { client in
+            let page = try await client.call(.get, "/docs", token: nil)
+            #expect(page.status == 200, "swagger-ui-bundle missing from \(home)/venv: run `avatar setup` — \(page.text.prefix(200))")
+            #expect(page.text.contains("SwaggerUIBundle") && !page.text.contains("https://"), "no CDN")
+            let script = try await client.call(.get, "/docs/swagger-ui-bundle.js", token: nil)
+            #expect(script.status == 200 && script.body.readableBytes > 100_000)
+            #expect(try await client.call(.get, "/docs/swagger-ui.css", token: nil).status == 200)
+            #expect(try await client.call(.get, "/docs/..%2F..%2Fetc%2Fpasswd", token: nil).status == 404)
+        }
+    }
+
     @Test("Byte ranges: one range, open-ended and suffix forms; others unsatisfiable")
     func byteRanges() {
         #expect(FileResponder.parse("bytes=0-99", size: 1000) == 0...99)
