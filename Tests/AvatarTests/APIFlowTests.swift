@@ -123,6 +123,16 @@ struct APIFlowTests {
             let again = try await client.call(.post, "/api/v1/avatars/\(id)/videos", token: harness.owner, json: ["text": "Hello! I like the stars.", "emotion": "happy"])
             #expect(again.status == 200)
             #expect(again.json["cached"] as? Bool == true && again.json["state"] as? String == "succeeded")
+            // Cancel: a long job, cancelled while queued or rendering, stays cancelled and has no video.
+            let long = String(repeating: "We sail across the quiet sea under a sky full of stars. ", count: 12)
+            let doomed = try await client.call(.post, "/api/v1/avatars/\(id)/videos", token: harness.owner, json: ["text": long])
+            let doomedId = try #require(doomed.json["id"] as? String)
+            try await Task.sleep(for: .milliseconds(1500))
+            let cancelled = try await client.call(.post, "/api/v1/jobs/\(doomedId)/cancel", token: harness.owner)
+            #expect(cancelled.json["state"] as? String == "cancelled", "\(cancelled.text)")
+            try await Task.sleep(for: .seconds(3))
+            #expect(try await client.call(.get, "/api/v1/jobs/\(doomedId)", token: harness.owner).json["state"] as? String == "cancelled")
+            #expect(try await client.call(.get, "/api/v1/jobs/\(doomedId)/video", token: harness.owner).status == 409)
             // The seed's alias path reaches the same avatar.
             let aliasChat = try await client.call(.post, "/chat?avatar_id=\(id)", token: harness.owner, json: ["message": "Thank you!"])
             #expect(aliasChat.status == 200)
