@@ -29,7 +29,7 @@ public func buildApplication(runtime: AvatarRuntime, limits: APILimits = APILimi
 func buildRouter(runtime: AvatarRuntime, services: APIServices, jobs: JobQueue) -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self)
     router.add(middleware: RequestIDMiddleware())
-    router.add(middleware: LogRequestsMiddleware(.info))
+    router.add(middleware: RequestLogMiddleware())
     router.add(middleware: ProblemMiddleware())
     if !runtime.settings.corsOrigins.isEmpty {
         router.add(middleware: CORSPolicy(origins: runtime.settings.corsOrigins))
@@ -83,6 +83,20 @@ struct ReadinessResponse: ResponseEncodable {
 }
 
 extension ComponentStatus: ResponseEncodable {}
+
+/// Logs each request's method, path (never the query: `/login?token=` must not reach the logs), status and time.
+struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let started = ContinuousClock.now
+        let response = try await next(request, context)
+        let elapsed = ContinuousClock.now - started
+        context.logger.info("request", metadata: [
+            "method": .string(request.method.rawValue), "path": .string(request.uri.path), "status": .stringConvertible(response.status.code),
+            "ms": .string(String(format: "%.1f", Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)),
+        ])
+        return response
+    }
+}
 
 /// Echoes the request id (the one on every log line of the request) in `X-Request-Id`.
 struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {

@@ -19,6 +19,7 @@ struct ServeAPIProcessTests {
         let owner = try #require(Self.token(in: server.output), "no token in: \(server.output)")
         #expect(server.output.contains("/login?token=\(owner)"))
         #expect(try await server.get("/api/v1/me", token: owner).0 == 200)
+        #expect(try await server.get("/login?token=\(owner)", token: nil).0 == 200, "the redirect leads to the web page")
         let (created, body) = try await server.post("/api/v1/avatars", token: owner, json: #"{"name":"Ann","age":30,"consent":{"givenBy":"Ann","basis":"self","grantedAt":"2026-11-30"}}"#)
         #expect(created == 201, "\(body)")
         let avatarId = try #require((try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["id"] as? String)
@@ -37,6 +38,9 @@ struct ServeAPIProcessTests {
         #expect(revoke.status == 0)
         #expect(try await server.get("/api/v1/me", token: bobToken).0 == 401)
         #expect(try await AvatarProcess.run(["token", "revoke", bobId], environment: server.environment).status != 0)
+
+        // The token reached no log line (the sign-in link's query is never logged).
+        #expect(server.log.contains("/login") && !server.log.contains(owner), "\(server.log.suffix(500))")
 
         // A restart keeps the owner (its token still works) and prints no new token.
         try await server.stop()
@@ -169,7 +173,8 @@ final class ServeAPIServer: @unchecked Sendable {
     }
 
     var environment: [String: String] {
-        ["AVATAR_HOME": home, "AVATAR_PORT": String(port), "AVATAR_ENGINES_ENABLED": "false", "AVATAR_REDIS": "off", "AVATAR_LOG_LEVEL": "warning"]
+        ["AVATAR_HOME": home, "AVATAR_PORT": String(port), "AVATAR_ENGINES_ENABLED": "false", "AVATAR_REDIS": "off", "AVATAR_LOG_LEVEL": "info",
+         "AVATAR_WEB_ROOT": FileManager.default.currentDirectoryPath + "/Public"]
             .merging(overrides) { _, new in new }
     }
     var base: String { "http://127.0.0.1:\(port)" }
@@ -182,7 +187,8 @@ final class ServeAPIServer: @unchecked Sendable {
         process.arguments = ["serve"]
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         process.standardOutput = FileHandle(forWritingAtPath: outputPath)
-        process.standardError = FileHandle.nullDevice
+        _ = FileManager.default.createFile(atPath: outputPath + ".err", contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: outputPath + ".err")
         try process.run()
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
@@ -193,6 +199,8 @@ final class ServeAPIServer: @unchecked Sendable {
     }
 
     var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+    /// What the server logged (stderr).
+    var log: String { (try? String(contentsOfFile: outputPath + ".err", encoding: .utf8)) ?? "" }
 
     func stop() async throws {
         process.interrupt()
