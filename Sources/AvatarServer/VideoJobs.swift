@@ -66,6 +66,8 @@ public final class JobQueue: Service, Sendable {
     /// Bumped when the renderer's output changes, so cached results are not reused (as `avatar generate`).
     static let renderVersion = 4
     static let maxAttempts = 3
+    /// How long after its creation a job waits for an engine that is down, before it fails.
+    static let retryWindow: TimeInterval = 900
 
     init(services: APIServices, workers: Int) {
         self.services = services
@@ -128,6 +130,15 @@ public final class JobQueue: Service, Sendable {
             } else {
                 logger.info("video job cancelled", metadata: ["job": .string(job.id)])
             }
+        } catch let error as any AvatarError where error.retryable && Date().timeIntervalSince(job.createdAt) < Self.retryWindow {
+            // An engine still starting (after a restart) or briefly down: the job waits in the queue instead of failing.
+            logger.info("video job waits for an engine", metadata: ["job": .string(job.id), "error": .string(error.userMessage)])
+            _ = try? database.updateJob(id: job.id) { stored in
+                stored.state = .queued
+                stored.progress = 0
+                stored.attempts -= 1  // waiting for an engine is not a start that crashed
+            }
+            try? await Task.sleep(for: .seconds(2))
         } catch {
             let message = (error as? any AvatarError)?.userMessage ?? (error as? Problem)?.detail ?? "\(error)"
             logger.warning("video job failed", metadata: ["job": .string(job.id), "error": .string(message)])
