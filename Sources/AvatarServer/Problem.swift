@@ -76,6 +76,13 @@ public struct Problem: Error, Sendable, CustomStringConvertible {
         return (message, String(message[range.upperBound...]))
     }
 
+    /// The engine host writes "What is wrong. What to do." — the sentences after the first are the advice.
+    static func advice(inSentences message: String) -> String? {
+        guard let range = message.range(of: ". ") else { return nil }
+        let rest = message[range.upperBound...].trimmingCharacters(in: .whitespaces)
+        return rest.isEmpty ? nil : rest
+    }
+
     static func from(_ error: MediaError) -> Problem {
         let (detail, advice) = split(error.userMessage)
         let fix = advice ?? "send a different file"
@@ -100,7 +107,7 @@ public struct Problem: Error, Sendable, CustomStringConvertible {
                            fix: "try again in a minute; GET /readyz shows which engine is down and why", headers: [.retryAfter: "30"])
         case .rejected(_, let status, let code, let message) where status == 422 || status == 400 || status == 413:
             return Problem(.unprocessableContent, code.map { $0.replacingOccurrences(of: "_", with: "-") } ?? "engine-rejected", "Cannot process this input",
-                           detail: message, fix: split(message).fix ?? "send a different file")
+                           detail: message, fix: split(message).fix ?? advice(inSentences: message) ?? "send a different file")
         default:
             return Problem(.badGateway, "engine-failed", "Engine failed", detail: error.userMessage, fix: "try again; if it repeats, see the engine logs in AVATAR_DATA_DIR/logs")
         }
