@@ -35,6 +35,25 @@ func uploadName(_ request: Request) throws -> String? {
     return try FileName.validate(name)
 }
 
+/// Streams an upload to a temp file: the raw body, or the file part of a `multipart/form-data` body (the seed's
+/// clients send forms). Returns the file and the client's (checked) file name.
+func receiveUpload(_ request: Request, services: APIServices, limit: Int64, headBytes: Int,
+                   inspect: @escaping (_ head: [UInt8], _ finished: Bool) throws -> Void = { _, _ in }) async throws -> (ReceivedFile, String?) {
+    guard let boundary = MultipartFilePart<RequestBody>.boundary(contentType: request.headers[.contentType]) else {
+        let name = try uploadName(request)
+        return (try await services.media.receive(request.body, limit: limit, headBytes: headBytes, inspect: inspect), name)
+    }
+    let part = MultipartFilePart(base: request.body, boundary: boundary)
+    let file = try await services.media.receive(part, limit: limit, headBytes: headBytes, inspect: inspect)
+    do {
+        let name = try part.info.filename.flatMap { $0.isEmpty ? nil : try FileName.validate($0) } ?? uploadName(request)
+        return (file, name)
+    } catch {
+        try? FileManager.default.removeItem(atPath: file.tempPath)
+        throw error
+    }
+}
+
 extension APIServices {
     /// Refuses an upload when the account's stored bytes are at its quota; the upload limit is what is left.
     func uploadLimit(account: String, kindLimit: Int64) throws -> Int64 {
@@ -145,10 +164,9 @@ func addPhotoRoutes(_ api: RouterGroup<AppRequestContext>, alias: RouterGroup<Ap
         let account = try context.requireAccount()
         var avatar = try services.owned(context)
         try await services.limiter.check(account: account.id, kind: .upload)
-        let originalName = try uploadName(request)
         let check = PhotoCheck(maxPixels: services.limits.photoPixels)
         let limit = try services.uploadLimit(account: account.id, kindLimit: services.limits.photoBytes)
-        let file = try await services.media.receive(request.body, limit: limit, headBytes: PhotoCheck.headerWindow) { head, finished in
+        let (file, originalName) = try await receiveUpload(request, services: services, limit: limit, headBytes: PhotoCheck.headerWindow) { head, finished in
             try check.inspect(head, finished: finished)
         }
         var committed = false

@@ -101,9 +101,8 @@ func addVoiceRoutes(_ api: RouterGroup<AppRequestContext>, alias: RouterGroup<Ap
         let account = try context.requireAccount()
         let avatar = try services.owned(context)
         try await services.limiter.check(account: account.id, kind: .upload)
-        let originalName = try uploadName(request)
         let limit = try services.uploadLimit(account: account.id, kindLimit: services.limits.audioBytes)
-        let file = try await services.media.receive(request.body, limit: limit, headBytes: 64)
+        let (file, originalName) = try await receiveUpload(request, services: services, limit: limit, headBytes: 64)
         var committed = false
         defer { if !committed { try? FileManager.default.removeItem(atPath: file.tempPath) } }
         let seconds = try await AudioIntake.probe(file.tempPath)

@@ -382,6 +382,56 @@ struct APITests {
         }
     }
 
+    @Test("multipart/form-data uploads (the seed's form): the file part is streamed out, checked like a raw body")
+    func multipartUploads() async throws {
+        let harness = try await APIHarness.make()
+        let app = try buildApplication(runtime: harness.runtime)
+        let image = RGBImage(width: 32, height: 32, fill: (90, 160, 210))
+        let jpeg = try image.pixels.withUnsafeBufferPointer { try JPEGEncoder(quality: 90).encode($0.baseAddress!, width: 32, height: 32) }
+        @Sendable func form(_ file: [UInt8], name: String) -> ByteBuffer {
+            var body = ByteBuffer()
+            body.writeString("--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n")
+            body.writeString("--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(name)\"\r\nContent-Type: image/jpeg\r\n\r\n")
+            body.writeBytes(file)
+            body.writeString("\r\n--XyZ--\r\n")
+            return body
+        }
+        let headers: HTTPFields = [.contentType: "multipart/form-data; boundary=XyZ"]
+        try await app.test(.router) { client in
+            let created = try await client.call(.post, "/api/v1/avatars", token: harness.owner, json: ["name": "F", "consent": testConsent])
+            let id = try #require(created.json["id"] as? String)
+            // A complete JPEG inside a form passes every check (then needs the disabled engine).
+            let valid = try await client.call(.post, "/upload-photo?avatar_id=\(id)", token: harness.owner, body: form(jpeg, name: "face.jpg"), headers: headers)
+            #expect(valid.json["code"] as? String == "engines-disabled", "\(valid.text)")
+            let gif = try await client.call(.put, "/api/v1/avatars/\(id)/photo", token: harness.owner, body: form(Array("GIF89a".utf8) + [UInt8](repeating: 0, count: 64), name: "x.jpg"), headers: headers)
+            #expect(gif.status == 415)
+            let bomb = try await client.call(.put, "/api/v1/avatars/\(id)/photo", token: harness.owner, body: form(pngHeader(width: 60000, height: 60000), name: "b.png"), headers: headers)
+            #expect(bomb.json["code"] as? String == "too-many-pixels")
+            let cut = try await client.call(.put, "/api/v1/avatars/\(id)/photo", token: harness.owner, body: form(Array(jpeg.prefix(jpeg.count / 2)), name: "c.jpg"), headers: headers)
+            #expect(cut.json["code"] as? String == "truncated-file")
+            let traversal = try await client.call(.put, "/api/v1/avatars/\(id)/photo", token: harness.owner, body: form(jpeg, name: "../../x.jpg"), headers: headers)
+            #expect(traversal.json["code"] as? String == "invalid-file-name")
+            var noFile = ByteBuffer(string: "--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n--XyZ--\r\n")
+            let missing = try await client.call(.put, "/api/v1/avatars/\(id)/photo", token: harness.owner, body: noFile, headers: headers)
+            #expect(missing.status == 422)
+            noFile.clear()
+        }
+        let services = try APIServices(runtime: harness.runtime)
+        #expect((try FileManager.default.contentsOfDirectory(atPath: services.media.tempDirectory)).isEmpty)
+
+        // The file part comes out byte-exact even when every chunk is one byte (the delimiter split across chunks).
+        var whole = ByteBuffer()
+        whole.writeString("--B\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.bin\"\r\n\r\n")
+        let payload = (0..<5000).map { UInt8($0 % 251) } + Array("\r\n--".utf8) + [1, 2, 3]
+        whole.writeBytes(payload)
+        whole.writeString("\r\n--B--\r\n")
+        let part = MultipartFilePart(base: OneByteChunks(bytes: Array(whole.readableBytesView)), boundary: "B")
+        var out: [UInt8] = []
+        for try await chunk in part { out += Array(chunk.readableBytesView) }
+        #expect(out == payload)
+        #expect(part.info.filename == "a.bin")
+    }
+
     @Test("Byte ranges: one range, open-ended and suffix forms; others unsatisfiable")
     func byteRanges() {
         #expect(FileResponder.parse("bytes=0-99", size: 1000) == 0...99)
@@ -503,6 +553,22 @@ struct APITests {
         #expect(throws: MediaError.invalidFileName("../a.jpg")) { try FileName.validate("../a.jpg") }
         #expect(try FileName.validate("my photo.jpg") == "my photo.jpg")
     }
+}
+
+/// A body delivered one byte at a time.
+struct OneByteChunks: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let bytes: [UInt8]
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var index = 0
+        let bytes: [UInt8]
+        mutating func next() async throws -> ByteBuffer? {
+            guard index < bytes.count else { return nil }
+            defer { index += 1 }
+            return ByteBuffer(bytes: [bytes[index]])
+        }
+    }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(bytes: bytes) }
 }
 
 /// PNG signature + IHDR chunk of the given size (CRC not checked by the header parser).
