@@ -1,4 +1,5 @@
 import AvatarCore
+import Crypto
 import AvatarMedia
 import AvatarServer
 import Foundation
@@ -164,6 +165,20 @@ struct APIFlowTests {
             #expect(photo.json["code"] as? String == "no-face")
             #expect((photo.json["fix"] as? String ?? "").lowercased().contains("photo"))
             #expect(try await client.call(.get, "/api/v1/avatars/\(id)/photo", token: harness.owner).status == 404)
+
+            // The seed's form upload: the astronaut as multipart/form-data through /upload-photo.
+            let astronaut = try TestData.skimage("astronaut.png", settings: runtime.settings)
+            var form = ByteBuffer(string: "--b0undary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"astronaut.png\"\r\nContent-Type: image/png\r\n\r\n")
+            form.writeBytes(astronaut)
+            form.writeString("\r\n--b0undary--\r\n")
+            let seed = try await client.call(.post, "/upload-photo?avatar_id=\(id)", token: harness.owner, body: form,
+                                             headers: [.contentType: "multipart/form-data; boundary=b0undary"])
+            #expect(seed.status == 201, "\(seed.text)")
+            #expect(seed.json["sha256"] as? String == SHA256Hex.of(astronaut))
         }
     }
+}
+
+enum SHA256Hex {
+    static func of(_ data: Data) -> String { SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined() }
 }
