@@ -53,6 +53,20 @@ struct ServeAPIProcessTests {
         try await restarted.stop()
     }
 
+    @Test("Listening on a non-loopback address prints a warning about TLS")
+    func nonLoopbackWarning() async throws {
+        let server = ServeAPIServer(overrides: ["AVATAR_HOST": "0.0.0.0"])
+        try await server.start()
+        defer { if server.process.isRunning { server.process.terminate() } }
+        #expect(server.log.contains("reachable from the network") && server.log.contains("TLS"), "\(server.log.prefix(400))")
+        try await server.stop()
+        let local = ServeAPIServer()
+        try await local.start()
+        defer { if local.process.isRunning { local.process.terminate() } }
+        #expect(!local.log.contains("reachable from the network"))
+        try await local.stop()
+    }
+
     @Test("A 600 MB upload is cut off at the limit; the server's memory stays flat")
     func bigUploadMemory() async throws {
         let server = ServeAPIServer()
