@@ -18,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        // Already in the graph through async-http-client; SHA-256 for token hashes and content-hash file names.
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // Domain types, settings and the error protocol every module shares.
@@ -50,6 +52,17 @@ let package = Package(
             dependencies: [
                 "AvatarCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // Uploads: streamed to disk under limits, type sniffed from bytes, atomic content-hash names, temp area.
+        .target(
+            name: "AvatarMedia",
+            dependencies: [
+                "AvatarCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         // Memory LRU + Redis (RESP over SwiftNIO) cache.
@@ -100,7 +113,8 @@ let package = Package(
         .target(
             name: "AvatarServer",
             dependencies: [
-                "AvatarCore", "AvatarEngines", "AvatarStore", "AvatarCache",
+                "AvatarCore", "AvatarEngines", "AvatarStore", "AvatarCache", "AvatarMedia", "AvatarAnimation", "AvatarConversation", "AvatarVoice",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -115,14 +129,16 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .testTarget(
             name: "AvatarTests",
             dependencies: [
-                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarStore", "AvatarCache", "AvatarSetup", "AvatarAnimation", "AvatarConversation", "AvatarSpeech", "AvatarVoice",
+                "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarStore", "AvatarCache", "AvatarSetup", "AvatarAnimation", "AvatarConversation", "AvatarSpeech", "AvatarVoice", "AvatarMedia",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             exclude: ["Fakes", "Fixtures"]

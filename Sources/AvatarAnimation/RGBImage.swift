@@ -7,6 +7,7 @@ public enum AnimationError: AvatarError {
     case unreadableAudio(String)
     case faceTooSmall(Int)
     case encoderFailed(String)
+    case cancelled
 
     public var userMessage: String {
         switch self {
@@ -14,6 +15,7 @@ public enum AnimationError: AvatarError {
         case .unreadableAudio(let reason): return "the audio cannot be read (\(reason)); use a WAV, MP3, OGG or FLAC file"
         case .faceTooSmall(let pixels): return "the face is \(pixels) px wide; need ≥ 80 (use a larger or closer photo of the face)"
         case .encoderFailed(let reason): return "video encoding failed: \(reason)"
+        case .cancelled: return "the video was cancelled"
         }
     }
 

@@ -13,9 +13,11 @@ public struct VideoExporter: Sendable {
 
     /// Writes `output`; `progress` gets (frames done, frames total). With `timings` (the synthesizer's phoneme
     /// times for this audio) the lips follow the phonemes; without, the audio alone. Cancelling the calling task
-    /// stops ffmpeg and throws `CancellationError`.
+    /// stops ffmpeg and throws `CancellationError`; `isCancelled` (a job's cancel flag) is asked between batches:
+    /// when true, the frames so far are closed off, the partial file removed and `AnimationError.cancelled` thrown.
     public func export(audioPath: String, audio: AudioSamples, timings: SpeechTimings? = nil, emotion: String, intensity: Double, output: String,
-                       progress: @escaping @Sendable (Int, Int) -> Void = { _, _ in }) async throws {
+                       progress: @escaping @Sendable (Int, Int) -> Void = { _, _ in },
+                       isCancelled: @escaping @Sendable () -> Bool = { false }) async throws {
         let mouth = MouthTrack(timings: timings, audio: audio, fps: fps)
         let expression = ExpressionTrack(duration: audio.duration, emotion: emotion, intensity: intensity)
         let frames = mouth.shapes.count
@@ -40,6 +42,7 @@ public struct VideoExporter: Sendable {
                 var next = 0
                 var writing: Task<Void, any Error>?
                 while next < frames {
+                    if isCancelled() { break }
                     let count = min(batch, frames - next)
                     let poses = (0..<count).map { i in expression.pose(at: Double(next + i) / fps, mouth: mouth.shapes[next + i]) }
                     let pixels = await Self.render(poses, renderer: renderer, frameBytes: frameBytes)
@@ -50,11 +53,15 @@ public struct VideoExporter: Sendable {
                     progress(next, frames)
                 }
                 try await writing?.value
-                return true
+                return next >= frames
             }
         } catch let error as ChildProcessError {
             if case .notFound = error { throw AnimationError.encoderFailed("ffmpeg not found; run `avatar setup`") }
             throw AnimationError.encoderFailed(error.message)
+        }
+        guard outcome.value else {
+            try? FileManager.default.removeItem(atPath: output)
+            throw AnimationError.cancelled
         }
         guard outcome.result.status == 0 else {
             throw AnimationError.encoderFailed("ffmpeg exited with \(outcome.result.status): \(Self.tail(outcome.result))")

@@ -15,7 +15,7 @@ struct AvatarCommand: AsyncParsableCommand {
         See README.md for every key.
         """,
         version: avatarVersion,
-        subcommands: [Serve.self, Generate.self, Chat.self, Transcribe.self, Speak.self, VoiceCommand.self, Setup.self, Doctor.self, Bench.self],
+        subcommands: [Serve.self, Generate.self, Chat.self, Transcribe.self, Speak.self, VoiceCommand.self, TokenCommand.self, Setup.self, Doctor.self, Bench.self],
         defaultSubcommand: Serve.self
     )
 }

@@ -23,7 +23,29 @@ struct Serve: AsyncParsableCommand {
             "version": .string(avatarVersion), "address": .string("http://\(settings.host):\(settings.port)"),
             "data_dir": .string(settings.dataDir), "config_file": .string(settings.configFile ?? "none"),
         ])
-        let app = buildApplication(runtime: runtime)
+        do {
+            let (owner, issued) = try runtime.database.ensureOwner()
+            if let issued {
+                print("Created the owner account (\(owner.name)). Sign in from a browser on this machine:\n  \(signInURL(settings, issued.secret))\nAPI token (shown once, stored hashed): \(issued.secret)")
+            } else {
+                print("Avatar on http://\(settings.host):\(settings.port) — make a sign-in link with `avatar token create`.")
+            }
+            fflush(nil)
+        } catch {
+            fail("cannot prepare the owner account: \(error)")
+        }
+        if !["127.0.0.1", "localhost", "::1"].contains(settings.host) {
+            logger.warning("listening on \(settings.host), not loopback: tokens and media travel in clear text unless TLS (a reverse proxy) is in front")
+            FileHandle.standardError.write(Data("avatar: warning: AVATAR_HOST=\(settings.host) is reachable from the network; put TLS (a reverse proxy) in front, tokens travel in clear text otherwise\n".utf8))
+        }
+        let app: any ApplicationProtocol
+        do {
+            app = try buildApplication(runtime: runtime)
+        } catch let error as any AvatarError {
+            fail(error.userMessage)
+        } catch {
+            fail("\(error)")
+        }
         do {
             try await app.runService()
         } catch {

@@ -16,6 +16,16 @@ public actor CacheManager {
         public var memoryBytes = 0
     }
 
+    /// Counters of one kind of value (the namespace: `llm`, `tts`, `asr`, …).
+    public struct TypeStats: Sendable, Codable, Equatable {
+        public var hits = 0
+        public var misses = 0
+        public var sets = 0
+        public var bytesSet = 0
+        public var memoryEntries = 0
+        public var memoryBytes = 0
+    }
+
     private struct Entry {
         var value: [UInt8]
         var expires: ContinuousClock.Instant?
@@ -29,6 +39,7 @@ public actor CacheManager {
     private var entries: [String: Entry] = [:]
     private var useCounter: UInt64 = 0
     private var metrics = Metrics()
+    private var byType: [String: TypeStats] = [:]
 
     /// - Parameters:
     ///   - redis: the Redis to use right now, or nil when none is available (resolved per call, because a
@@ -56,6 +67,7 @@ public actor CacheManager {
                 useCounter += 1
                 entries[full]?.lastUse = useCounter
                 metrics.hits += 1
+                byType[namespace, default: TypeStats()].hits += 1
                 return entry.value
             }
         }
@@ -63,6 +75,7 @@ public actor CacheManager {
             do {
                 if let value = try await client.get(full) {
                     metrics.hits += 1
+                    byType[namespace, default: TypeStats()].hits += 1
                     store(full, value, ttl: nil)
                     return value
                 }
@@ -72,12 +85,15 @@ public actor CacheManager {
             }
         }
         metrics.misses += 1
+        byType[namespace, default: TypeStats()].misses += 1
         return nil
     }
 
     /// Stores a value in memory and, when available, in Redis; `ttl` in seconds.
     public func set(_ namespace: String, _ key: String, _ value: [UInt8], ttl: Double?) async {
         let full = "avatar:\(namespace):\(key)"
+        byType[namespace, default: TypeStats()].sets += 1
+        byType[namespace, default: TypeStats()].bytesSet += value.count
         store(full, value, ttl: ttl)
         if let client = await redis() {
             do {
@@ -94,6 +110,19 @@ public actor CacheManager {
         copy.memoryEntries = entries.count
         copy.memoryBytes = entries.values.reduce(0) { $0 + $1.value.count }
         return copy
+    }
+
+    /// Counters per kind of value, with what each holds in memory now.
+    public func statsByType() -> [String: TypeStats] {
+        var stats = byType
+        for (key, entry) in entries {
+            let parts = key.split(separator: ":", maxSplits: 2)
+            guard parts.count == 3 else { continue }
+            let namespace = String(parts[1])
+            stats[namespace, default: TypeStats()].memoryEntries += 1
+            stats[namespace, default: TypeStats()].memoryBytes += entry.value.count
+        }
+        return stats
     }
 
     /// The cache's state for `/readyz`.

@@ -80,6 +80,12 @@ public struct AvatarSettings: Sendable {
     /// Whisper's encoder window (`AVATAR_ASR_WINDOW`): `short` (the clip + 1 s, at least 8 s; loops
     /// are re-decoded with 30 s) or `full` (the model's 30 s window, about 3× slower per utterance).
     public var asrWindow = "short"
+    /// Origins allowed to call the API from a browser (`AVATAR_CORS_ORIGINS`, comma-separated; empty: CORS off).
+    public var corsOrigins: [String] = []
+    /// Whether rendered videos carry a visible "AI-generated" label (`AVATAR_VIDEO_LABEL`); the MP4 tags are always written.
+    public var videoLabel = true
+    /// Video jobs rendered at once (`AVATAR_VIDEO_WORKERS`); the renderer uses every core, so 1 suits 2 cores.
+    public var videoWorkers = 1
 
     /// The Python interpreter of the engine venv.
     public var pythonPath: String { (venvDir as NSString).appendingPathComponent("bin/python") }
@@ -191,6 +197,15 @@ public struct AvatarSettings: Sendable {
             }
             settings.asrWindow = window
         }
+        if let origins = try reader.string("cors.origins") {
+            let list = origins.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            if let bad = list.first(where: { $0 != "*" && !(($0.hasPrefix("http://") || $0.hasPrefix("https://")) && !$0.hasSuffix("/")) }) {
+                throw SettingsError(key: "cors.origins", env: "AVATAR_CORS_ORIGINS", reason: "must be comma-separated origins such as http://localhost:3000 (scheme and host, no path), got '\(bad)'")
+            }
+            settings.corsOrigins = list
+        }
+        settings.videoLabel = try reader.bool("video.label") ?? settings.videoLabel
+        settings.videoWorkers = try reader.int("video.workers", range: 1...8) ?? settings.videoWorkers
         settings.voiceTrainCommand = try reader.string("voice.train_command").flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
         guard !settings.host.isEmpty else {
             throw SettingsError(key: "host", env: "AVATAR_HOST", reason: "must not be empty")

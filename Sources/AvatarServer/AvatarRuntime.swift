@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import AvatarCache
+import AvatarConversation
 import AvatarCore
 import AvatarEngines
 import AvatarStore
@@ -17,6 +18,12 @@ public struct AvatarRuntime: Sendable {
     public let llm: OpenAIChatClient?
     public let database: AvatarDatabase
     public let cache: CacheManager
+    /// The model chain (external model, embedded SmolLM2, canned reply) the API's chats use.
+    public let chain: FallbackChain
+
+    /// One HTTP client for model servers for the whole process, built to fail fast on a refused
+    /// connection (`LLMChainFactory.failFastConfiguration`); never shut down, as it lives as long as the process.
+    static let modelHTTP = HTTPClient(eventLoopGroupProvider: .singleton, configuration: LLMChainFactory.failFastConfiguration())
 
     /// Builds the runtime: opens the database and prepares (but does not start) the engines.
     public static func make(settings: AvatarSettings, logger: Logger, http: HTTPClient = .shared) throws -> AvatarRuntime {
@@ -61,7 +68,8 @@ public struct AvatarRuntime: Sendable {
         return AvatarRuntime(
             settings: settings, logger: logger, http: http,
             supervisor: managed.isEmpty ? nil : EngineSupervisor(engines: managed),
-            engineHost: engineHost, llm: llm, database: database, cache: cache
+            engineHost: engineHost, llm: llm, database: database, cache: cache,
+            chain: LLMChainFactory.make(settings: settings, embedded: llm, http: modelHTTP)
         )
     }
 

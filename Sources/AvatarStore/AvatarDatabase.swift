@@ -101,6 +101,60 @@ public final class AvatarDatabase: Sendable {
                 t.column("createdAt", .datetime).notNull()
             }
         }
+        migrator.registerMigration("v4-accounts-media-jobs") { db in
+            try db.create(table: "account") { t in
+                t.primaryKey("id", .text)
+                t.column("name", .text).notNull().unique()
+                t.column("role", .text).notNull()
+                t.column("createdAt", .datetime).notNull()
+            }
+            try db.create(table: "apiToken") { t in
+                t.primaryKey("id", .text)
+                t.column("accountId", .text).notNull().indexed().references("account", onDelete: .cascade)
+                t.column("name", .text).notNull()
+                // SHA-256 of the whole token; the token itself is shown once and never stored.
+                t.column("hash", .text).notNull().unique()
+                t.column("createdAt", .datetime).notNull()
+                t.column("lastUsedAt", .datetime)
+                t.column("revokedAt", .datetime)
+            }
+            // Avatars made over the API belong to an account; the CLI's own avatars have none.
+            try db.alter(table: "avatar") { t in
+                t.add(column: "accountId", .text).indexed()
+                t.add(column: "consent", .text)
+                t.add(column: "voice", .text)
+                t.add(column: "photo", .text)
+                t.add(column: "updatedAt", .datetime)
+            }
+            try db.create(table: "media") { t in
+                t.primaryKey("id", .text)
+                t.column("accountId", .text).notNull().indexed()
+                t.column("avatarId", .text).notNull().indexed()
+                t.column("kind", .text).notNull()
+                t.column("path", .text).notNull()
+                t.column("sha256", .text).notNull()
+                t.column("bytes", .integer).notNull()
+                t.column("contentType", .text).notNull()
+                t.column("originalName", .text)
+                t.column("details", .text)
+                t.column("createdAt", .datetime).notNull()
+            }
+            try db.create(table: "job") { t in
+                t.primaryKey("id", .text)
+                t.column("accountId", .text).notNull().indexed()
+                t.column("avatarId", .text).notNull().indexed()
+                t.column("kind", .text).notNull()
+                t.column("state", .text).notNull().indexed()
+                t.column("progress", .double).notNull().defaults(to: 0)
+                t.column("input", .text).notNull()
+                t.column("cacheKey", .text)
+                t.column("resultPath", .text)
+                t.column("error", .text)
+                t.column("attempts", .integer).notNull().defaults(to: 0)
+                t.column("createdAt", .datetime).notNull()
+                t.column("updatedAt", .datetime).notNull()
+            }
+        }
         return migrator
     }
 

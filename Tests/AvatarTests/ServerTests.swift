@@ -19,7 +19,7 @@ struct ServerTests {
 
     @Test("/healthz answers, with a request id")
     func healthz() async throws {
-        let app = buildApplication(runtime: try await runtime())
+        let app = try buildApplication(runtime: try await runtime())
         try await app.test(.router) { client in
             try await client.execute(uri: "/healthz", method: .get) { response in
                 #expect(response.status == .ok)
@@ -31,7 +31,7 @@ struct ServerTests {
 
     @Test("/readyz lists the database and cache, and the engines as disabled")
     func readyz() async throws {
-        let app = buildApplication(runtime: try await runtime())
+        let app = try buildApplication(runtime: try await runtime())
         try await app.test(.router) { client in
             try await client.execute(uri: "/readyz", method: .get) { response in
                 #expect(response.status == .ok)
@@ -48,7 +48,7 @@ struct ServerTests {
 
     @Test("The web client is served")
     func staticFiles() async throws {
-        let app = buildApplication(runtime: try await runtime())
+        let app = try buildApplication(runtime: try await runtime())
         try await app.test(.router) { client in
             try await client.execute(uri: "/", method: .get) { response in
                 #expect(response.status == .ok)
