@@ -162,8 +162,12 @@ public actor ManagedEngine: EngineEndpoint {
                 case .missed:
                     misses += 1
                     if misses >= policy.livenessFailures {
+                        let why = "stopped answering its health check" + (activity?.requestsInFlight ?? 0 > 0 ? " and its stream stalled" : "")
+                        // Not ready from this moment: nothing is routed to it while it is being stopped.
+                        state = .down
+                        reason = why + "; stopping it"
                         await stopChild()
-                        return "stopped answering its health check" + (activity?.requestsInFlight ?? 0 > 0 ? " and its stream stalled" : "")
+                        return why
                     }
                 }
             }
