@@ -7,6 +7,9 @@ struct MouthPalette: Sendable {
     typealias RGB = (Double, Double, Double)
     /// A lit tooth (before shading); no channel above 225, so nothing drawn reaches near-white.
     var teeth: RGB
+    /// Teeth in the mouth's own shade: the same light, a third of the way to the lips' hue (light reflected
+    /// inside the mouth).
+    var shadedTeeth: RGB
     var lips: RGB
     /// The back of the open mouth, lit a little (corners are darker still).
     var cavity: RGB
@@ -122,6 +125,8 @@ struct MouthPalette: Sendable {
         let outer = (FaceIndex.upperOuterLip + FaceIndex.lowerOuterLip.reversed()).map { points[$0] }
         let lips = mean(pixels(in: outer) { !FaceRig.contains(inner, $0) }, ranks: 0.25...0.9) ?? (150, 80, 80)
         self.lips = lips
+        let scale = luma(self.teeth) / max(luma(lips), 1)
+        shadedTeeth = (self.teeth.0 * 0.67 + lips.0 * scale * 0.33, self.teeth.1 * 0.67 + lips.1 * scale * 0.33, self.teeth.2 * 0.67 + lips.2 * scale * 0.33)
         // The cavity keeps the lips' hue at a fraction of their light; the tongue is a lit version of it.
         cavity = (lips.0 * 0.34 + 4, lips.1 * 0.24 + 3, lips.2 * 0.25 + 3)
         tongue = (min(lips.0 * 0.95 + 10, 230), lips.1 * 0.72 + 4, lips.2 * 0.76 + 4)
@@ -285,24 +290,24 @@ extension FaceRenderer {
         }
         // Cavity: darkest at the corners and at the back (the middle of the gap), the photo's grain on it.
         let depth = gap > 0 ? min(max(fromTop / gap, 0), 1) : 0
-        let cavityLight = c.light * (0.7 + 0.3 * abs(2 * depth - 1)) * (1 + 0.35 * mottle)
-        var color = (p.cavity.0 * cavityLight + 0.8 * noise, p.cavity.1 * cavityLight + 0.8 * noise, p.cavity.2 * cavityLight + 0.8 * noise)
+        let cavityLight = c.light * (0.7 + 0.3 * abs(2 * depth - 1)) * (1 + 0.6 * mottle)
+        var color = (p.cavity.0 * cavityLight + noise, p.cavity.1 * cavityLight + noise, p.cavity.2 * cavityLight + noise)
         // Tongue: lit on top, darker further down and back, a faint groove in the middle.
         if y > c.tongueTop - 0.5, c.tongueTop < c.bottom {
             let t = min(max((y - c.tongueTop) / max(c.bottom - c.tongueTop, 1), 0), 1)
             let groove = 1 - 0.12 * exp(-pow((c.across - 0.5) / 0.04, 2))
-            let light = (0.78 - 0.3 * t) * c.light * groove * (1 + 0.12 * mottle)
+            let light = (0.78 - 0.3 * t) * c.light * groove * (1 + 0.2 * mottle)
             let alpha = min(max(y - c.tongueTop + 0.5, 0), 1)
             color = Self.blend(color, (p.tongue.0 * light + noise, p.tongue.1 * light + noise, p.tongue.2 * light + noise), alpha)
         }
         guard !c.photo, c.teethShare > 0 else { return color }
-        let shadow = 0.5 + 0.5 * Self.smoothstep(0, 0.1 * w, gap)
+        let shadow = 0.72 + 0.28 * Self.smoothstep(0, 0.1 * w, gap)
         // Lower teeth: only at wide openings, in the upper teeth's shadow.
         if c.lowerEdge < c.bottom - 0.5, y > c.lowerEdge - 0.5 {
             let t = min(max((c.bottom - y) / max(c.bottom - c.lowerEdge, 1), 0), 1)
             let light = (0.5 + 0.2 * Self.smoothstep(0, 0.6, t)) * c.light * shadow * (1 - 0.3 * c.separation)
             let alpha = min(max(y - c.lowerEdge + 0.5, 0), 1) * c.teethShare
-            color = Self.blend(color, (p.teeth.0 * light + noise, p.teeth.1 * light + noise, p.teeth.2 * light + noise), alpha)
+            color = Self.blend(color, (p.shadedTeeth.0 * light + noise, p.shadedTeeth.1 * light + noise, p.shadedTeeth.2 * light + noise), alpha)
         }
         // Upper teeth: in the lip's shadow at the top, a translucent, slightly cooler incisal edge.
         if y < c.upperEdge + 0.5 {
@@ -312,7 +317,10 @@ extension FaceRenderer {
             light *= 1 - c.separation * (0.06 + 0.22 * t)
             let edge = Self.smoothstep(0.8, 1, t)
             let alpha = min(max(c.upperEdge - y + 0.5, 0), 1) * c.teethShare
-            let tooth = (p.teeth.0 * light * (1 - 0.09 * edge) + noise, p.teeth.1 * light * (1 - 0.08 * edge) + noise, p.teeth.2 * light * (1 - 0.05 * edge) + noise)
+            // Lit in the middle of the tooth, the mouth's shade (and hue) under the lip and in a narrow gap.
+            let lit = Self.smoothstep(0.15, 0.7, t) * Self.smoothstep(0.02 * w, 0.12 * w, gap)
+            let base = Self.blend(p.shadedTeeth, p.teeth, lit)
+            let tooth = (base.0 * light * (1 - 0.09 * edge) + noise, base.1 * light * (1 - 0.08 * edge) + noise, base.2 * light * (1 - 0.05 * edge) + noise)
             color = Self.blend(color, tooth, alpha)
         }
         return color
