@@ -290,7 +290,7 @@ extension FaceRenderer {
         }
         // Cavity: darkest at the corners and at the back (the middle of the gap), the photo's grain on it.
         let depth = gap > 0 ? min(max(fromTop / gap, 0), 1) : 0
-        let cavityLight = c.light * (0.7 + 0.3 * abs(2 * depth - 1)) * (1 + 0.6 * mottle)
+        let cavityLight = c.light * (0.7 + 0.3 * abs(2 * depth - 1)) * (1 + 0.4 * mottle)
         var color = (p.cavity.0 * cavityLight + noise, p.cavity.1 * cavityLight + noise, p.cavity.2 * cavityLight + noise)
         // Tongue: lit on top, darker further down and back, a faint groove in the middle.
         if y > c.tongueTop - 0.5, c.tongueTop < c.bottom {
