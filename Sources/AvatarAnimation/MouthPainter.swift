@@ -243,7 +243,11 @@ extension FaceRenderer {
                     let gap = c.bottom - c.top
                     // Lips parted: the lower lip's inner edge shows its wet, darker side.
                     let wet = 0.2 * Self.smoothstep(0, 0.08 * w, gap) * Self.smoothstep(0.02, 0.12, min(c.across, 1 - c.across))
-                    for y in minY...maxY {
+                    // Only the rows this column's interior (and the wet band under it) can touch.
+                    let rowTop = max(minY, Int(floor(min(c.subTop.0, c.subTop.1, c.subTop.2) - 0.5)))
+                    let rowBottom = min(maxY, Int(ceil(max(c.subBottom.0, c.subBottom.1, c.subBottom.2, c.bottom + band) + 0.5)))
+                    guard rowTop <= rowBottom else { continue }
+                    for y in rowTop...rowBottom {
                         let py = Double(y)
                         let pixel = out + (y * size + x) * 3
                         var alpha = Self.coverage(c.subTop.0, c.subBottom.0, py) + Self.coverage(c.subTop.1, c.subBottom.1, py) + Self.coverage(c.subTop.2, c.subBottom.2, py)
