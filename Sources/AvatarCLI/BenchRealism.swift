@@ -35,6 +35,9 @@ struct BenchRealism: AsyncParsableCommand {
     @Option(help: "Write a contact sheet (PNG or JPEG): one row per photo, columns rest, open vowel, m, f, smile.")
     var sheet: String?
 
+    @Option(help: "Write every measured frame as JPEG (q80) and openings.csv (frame, intended inner-lip opening) per photo into this folder, for an outside landmark check.")
+    var dumpDir: String?
+
     @Flag(help: "Only write --sheet / --frames-dir (no measurement).")
     var sheetOnly = false
 
@@ -89,8 +92,17 @@ struct BenchRealism: AsyncParsableCommand {
                 rows.append(try sheetRow(renderer, name: name))
                 continue
             }
-            let summary = try MouthRealismSummary.measure(renderer, track: track) { _, pixels in
-                if host != nil, !noMediapipe { jpegs.append(try encoder.encode(pixels, width: FaceRig.size, height: FaceRig.size)) }
+            let dump = dumpDir.map { $0 + "/" + ((name as NSString).deletingPathExtension) }
+            if let dump { try FileManager.default.createDirectory(atPath: dump, withIntermediateDirectories: true) }
+            let summary = try MouthRealismSummary.measure(renderer, track: track) { k, pixels in
+                guard (host != nil && !noMediapipe) || dump != nil else { return }
+                let jpeg = try encoder.encode(pixels, width: FaceRig.size, height: FaceRig.size)
+                if host != nil, !noMediapipe { jpegs.append(jpeg) }
+                if let dump { try Data(jpeg).write(to: URL(fileURLWithPath: dump + String(format: "/%05d.jpg", k))) }
+            }
+            if let dump {
+                let rows = zip(summary.frameIndices, summary.intendedOpening).map { String(format: "%d,%.5f", $0, $1) }
+                try ("frame,intended\n" + rows.joined(separator: "\n") + "\n").write(toFile: dump + "/openings.csv", atomically: true, encoding: .utf8)
             }
             var mediapipe = "not run"
             if let host, !noMediapipe {
