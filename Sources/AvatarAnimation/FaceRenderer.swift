@@ -10,6 +10,8 @@ public struct FacePose: Sendable, Equatable {
     public var lipClose = 0.0
     /// 0 … 1 lower lip up against the upper teeth (f, v).
     public var lipToTeeth = 0.0
+    /// 0 … 1 tongue tip raised behind the upper teeth (t, d, n, l); drawn only, moves no vertex.
+    public var tongueRaise = 0.0
     /// -1 sad … 1 happy.
     public var smile = 0.0
     /// 0 open … 1 closed.
@@ -26,13 +28,19 @@ public struct FacePose: Sendable, Equatable {
 }
 
 /// CPU renderer: moves the rig's vertices for a pose, warps the photo piecewise-affinely, and paints the
-/// mouth interior (dark cavity, upper teeth fixed to the upper lip, lower teeth moving with the jaw).
+/// mouth interior (`MouthPainter.swift`: the photo's own teeth or drawn ones, cavity, tongue).
 public struct FaceRenderer: Sendable {
     public let rig: FaceRig
+    /// Teeth, cavity and tongue colours and the grain, measured once from the photo.
+    let palette: MouthPalette
 
     public init(rig: FaceRig) {
         self.rig = rig
+        palette = MouthPalette(rig: rig)
     }
+
+    /// The mouth interior's colours as measured from the photo (teeth, lips, cavity, tongue, grain).
+    public var mouthColors: String { palette.summary }
 
     /// The vertex positions for a pose.
     public func deform(_ pose: FacePose) -> [Point2] {
@@ -125,7 +133,7 @@ public struct FaceRenderer: Sendable {
                 warp(triangle, target, source, src.baseAddress!, out)
             }
         }
-        paintMouth(target, out)
+        paintMouth(target, pose, out)
         if pose.lipClose > 0 { paintLipLine(target, strength: min(pose.lipClose, 1), out) }
     }
 
@@ -211,92 +219,6 @@ public struct FaceRenderer: Sendable {
                 pixel += 3
             }
         }
-    }
-
-    /// The inside of the mouth, between the moved inner lip contours, anti-aliased by 3×3 coverage.
-    ///
-    /// Teeth never stretch: when the photo shows its own mouth interior, its upper half is copied
-    /// unscaled under the upper lip and its lower half above the lower lip (so the lower teeth ride
-    /// with the jaw) and the new gap between them is a dark cavity. A closed-mouth photo gets drawn
-    /// teeth of fixed height instead.
-    private func paintMouth(_ points: [Point2], _ out: UnsafeMutablePointer<UInt8>) {
-        let size = FaceRig.size
-        let upperLip = FaceIndex.upperInnerLip.map { points[$0] }
-        let lowerLip = FaceIndex.lowerInnerLip.map { points[$0] }
-        let upperRest = FaceIndex.upperInnerLip.map { rig.points[$0] }
-        let lowerRest = FaceIndex.lowerInnerLip.map { rig.points[$0] }
-        let left = upperLip.first!.x, right = upperLip.last!.x
-        let minX = max(0, Int(floor(left))), maxX = min(size - 1, Int(ceil(right)))
-        let minY = max(0, Int(floor(upperLip.map(\.y).min()!))), maxY = min(size - 1, Int(ceil(lowerLip.map(\.y).max()!)))
-        guard minX < maxX, minY < maxY else { return }
-        let w = rig.mouthWidth
-        let restLeft = upperRest.first!.x, restRight = upperRest.last!.x
-        let samples = 3
-        // Per sub-pixel column: where the lips are now and at rest (the inner contours are x-monotonic).
-        struct Column { var x, top, bottom, across, restX, restTop, restBottom: Double }
-        var columns: [Column] = []
-        for x in minX...maxX {
-            for sx in 0..<samples {
-                let px = Double(x) - 0.5 + (Double(sx) + 0.5) / Double(samples)
-                let across = (px - left) / max(right - left, 1)
-                let restX = restLeft + across * (restRight - restLeft)
-                columns.append(Column(x: px, top: Self.curve(upperLip, at: px), bottom: Self.curve(lowerLip, at: px), across: across,
-                                      restX: restX, restTop: Self.curve(upperRest, at: restX), restBottom: Self.curve(lowerRest, at: restX)))
-            }
-        }
-        var rgb = [UInt8](repeating: 0, count: 3)
-        rig.image.pixels.withUnsafeBufferPointer { photo in
-            rgb.withUnsafeMutableBufferPointer { sample in
-                for y in minY...maxY {
-                    for x in minX...maxX {
-                        var covered = 0
-                        var sum = (0.0, 0.0, 0.0)
-                        for sx in 0..<samples {
-                            let column = columns[(x - minX) * samples + sx]
-                            guard column.x > left, column.x < right, column.bottom > column.top else { continue }
-                            for sy in 0..<samples {
-                                let py = Double(y) - 0.5 + (Double(sy) + 0.5) / Double(samples)
-                                guard py > column.top, py < column.bottom else { continue }
-                                covered += 1
-                                let color = mouthColor(column.top, column.bottom, column.across, column.restX, column.restTop, column.restBottom,
-                                                       py, w, sample.baseAddress!, photo.baseAddress!)
-                                sum = (sum.0 + color.0, sum.1 + color.1, sum.2 + color.2)
-                            }
-                        }
-                        guard covered > 0 else { continue }
-                        let alpha = Double(covered) / Double(samples * samples)
-                        let n = Double(covered)
-                        let pixel = out + (y * size + x) * 3
-                        pixel[0] = UInt8(Double(pixel[0]) * (1 - alpha) + sum.0 / n * alpha)
-                        pixel[1] = UInt8(Double(pixel[1]) * (1 - alpha) + sum.1 / n * alpha)
-                        pixel[2] = UInt8(Double(pixel[2]) * (1 - alpha) + sum.2 / n * alpha)
-                    }
-                }
-            }
-        }
-    }
-
-    /// The colour of one point inside the mouth.
-    @inline(__always)
-    private func mouthColor(_ top: Double, _ bottom: Double, _ across: Double, _ restX: Double, _ restTop: Double, _ restBottom: Double,
-                            _ y: Double, _ w: Double, _ sample: UnsafeMutablePointer<UInt8>, _ photo: UnsafePointer<UInt8>) -> (Double, Double, Double) {
-        let restGap = restBottom - restTop
-        let fromTop = y - top, fromBottom = bottom - y
-        if restGap > 0.06 * w, fromTop < restGap * 0.7 {
-            rig.image.sample(restX, restTop + fromTop, into: sample, photo)
-            return (Double(sample[0]), Double(sample[1]), Double(sample[2]))
-        }
-        if restGap > 0.06 * w, fromBottom < restGap * 0.3 {
-            rig.image.sample(restX, restBottom - fromBottom, into: sample, photo)
-            return (Double(sample[0]), Double(sample[1]), Double(sample[2]))
-        }
-        if restGap <= 0.06 * w, across > 0.12, across < 0.88, fromTop < 0.09 * w || fromBottom < 0.06 * w {
-            return (226, 222, 212)
-        }
-        // Darkest in the middle of the gap, the tongue's red towards the bottom.
-        let depth = min(max(fromTop / max(bottom - top, 1), 0), 1)
-        let tongue = Self.smoothstep(0.55, 1.0, depth)
-        return (40 + 90 * tongue, 14 + 30 * tongue, 18 + 32 * tongue)
     }
 
     static func smoothstep(_ a: Double, _ b: Double, _ x: Double) -> Double {

@@ -17,6 +17,12 @@ public struct FaceRig: Sendable {
     public let mouthCenter: Point2
     public let mouthWidth: Double
     public let faceHeight: Double
+    /// What the user should know about this photo (e.g. a small face that will look soft).
+    public let warnings: [String]
+    /// The smallest face (cheek to cheek, photo pixels) that is animated at all; under `sharpFaceWidth` it is
+    /// accepted with a warning, because the crop upscales it and lips and teeth look soft.
+    public static let minimumFaceWidth = 56.0
+    public static let sharpFaceWidth = 80.0
 
     let jawWeight: [Double]
     let upperLipWeight: [Double]
@@ -36,9 +42,13 @@ public struct FaceRig: Sendable {
         let raw = landmarks.map { Point2($0[0], $0[1]) }
         let faceTop = raw[FaceIndex.foreheadTop], chin = raw[FaceIndex.chin]
         let rawHeight = (chin - faceTop).length
-        // Cheek to cheek (the face oval's widest points): below 80 px the lips are a few pixels tall.
+        // Cheek to cheek (the face oval's widest points): below 56 px the lips are a few pixels tall; up to 80 px
+        // the crop magnifies the face over 4× and it looks soft.
         let faceWidth = (raw[234] - raw[454]).length
-        guard faceWidth >= 80 else { throw AnimationError.faceTooSmall(Int(faceWidth)) }
+        guard faceWidth >= Self.minimumFaceWidth else { throw AnimationError.faceTooSmall(Int(faceWidth)) }
+        warnings = faceWidth < Self.sharpFaceWidth
+            ? ["the face is \(Int(faceWidth)) px wide (under \(Int(Self.sharpFaceWidth)) px): it is magnified and will look soft; a larger or closer photo looks sharper"]
+            : []
 
         // Align: eyes level, forehead-to-chin = 45 % of the frame, nose tip a little below the centre.
         let rightEye = Self.mean(FaceIndex.rightEyeUpper.map { raw[$0] })

@@ -43,10 +43,13 @@ public struct MouthShape: Sendable, Equatable {
     public var teeth: Double
     /// 0…1 the audio's loudness within its adapting range (what the jaw follows); drives no vertex itself.
     public var loudness: Double
+    /// 0…1 the tongue tip raised (t, d, n, l, θ, ð; from phoneme timings only).
+    public var tongue: Double
 
     public static let rest = MouthShape(open: 0, width: 0, stress: 0)
 
-    public init(open: Double, width: Double, stress: Double, close: Double = 0, teeth: Double = 0, loudness: Double = 0) {
+    public init(open: Double, width: Double, stress: Double, close: Double = 0, teeth: Double = 0, loudness: Double = 0, tongue: Double = 0) {
+        self.tongue = tongue
         self.open = open
         self.width = width
         self.stress = stress
@@ -84,10 +87,10 @@ public struct MouthTrack: Sendable {
     }
 
     /// A viseme shape scaled by what the audio says: loud → the full target, quiet → 60 % of it.
-    static func combine(_ viseme: (open: Double, width: Double, close: Double, teeth: Double), heard: MouthShape) -> MouthShape {
+    static func combine(_ viseme: (open: Double, width: Double, close: Double, teeth: Double, tongue: Double), heard: MouthShape) -> MouthShape {
         let loudness = min(heard.loudness / 0.6, 1)
         return MouthShape(open: viseme.open * (0.6 + 0.4 * loudness), width: viseme.width, stress: heard.stress,
-                          close: viseme.close, teeth: viseme.teeth, loudness: heard.loudness)
+                          close: viseme.close, teeth: viseme.teeth, loudness: heard.loudness, tongue: viseme.tongue)
     }
 
     static func estimate(_ audio: AudioSamples, fps: Double) -> [MouthShape] {
@@ -333,6 +336,7 @@ public struct ExpressionTrack: Sendable {
         pose.lipWidth = mouth.width * 0.6
         pose.lipClose = mouth.close
         pose.lipToTeeth = mouth.teeth
+        pose.tongueRaise = mouth.tongue
         pose.blink = blink(at: t)
         pose.gaze = gaze(at: t)
         pose.smile = emotionSmile

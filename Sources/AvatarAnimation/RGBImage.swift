@@ -13,7 +13,7 @@ public enum AnimationError: AvatarError {
         switch self {
         case .unreadableImage(let reason): return "the photo cannot be read (\(reason)); use a JPEG or PNG of a face"
         case .unreadableAudio(let reason): return "the audio cannot be read (\(reason)); use a WAV, MP3, OGG or FLAC file"
-        case .faceTooSmall(let pixels): return "the face is \(pixels) px wide; need ≥ 80 (use a larger or closer photo of the face)"
+        case .faceTooSmall(let pixels): return "the face is \(pixels) px wide; need ≥ \(Int(FaceRig.minimumFaceWidth)) (use a larger or closer photo of the face)"
         case .encoderFailed(let reason): return "video encoding failed: \(reason)"
         case .cancelled: return "the video was cancelled"
         }

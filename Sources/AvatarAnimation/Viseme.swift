@@ -209,8 +209,9 @@ public struct VisemeTimeline: Sendable {
         return t >= first.start - Self.ahead && t <= last.end + Self.behind
     }
 
-    /// The mouth at time `t` before any loudness scaling: (jaw open, width, lip closure 0…1, lip to teeth 0…1).
-    public func shape(at t: Double) -> (open: Double, width: Double, close: Double, teeth: Double) {
+    /// The mouth at time `t` before any loudness scaling: (jaw open, width, lip closure 0…1, lip to teeth 0…1,
+    /// tongue tip raised to the teeth or the ridge behind them 0…1: t d n l θ ð).
+    public func shape(at t: Double) -> (open: Double, width: Double, close: Double, teeth: Double, tongue: Double) {
         // The first segment that may still matter: its end within 0.3 s before t.
         var lo = 0, hi = segments.count
         while lo < hi {
@@ -218,7 +219,7 @@ public struct VisemeTimeline: Sendable {
             if segments[mid].end < t - 0.3 { lo = mid + 1 } else { hi = mid }
         }
         // A faint background of rest: far from any phoneme the mouth is at rest.
-        var weight = 0.02, open = 0.0, width = 0.0, close = 0.0, teeth = 0.0
+        var weight = 0.02, open = 0.0, width = 0.0, close = 0.0, teeth = 0.0, tongue = 0.0
         var i = lo
         while i < segments.count, segments[i].start <= t + 0.3 {
             let s = segments[i]
@@ -232,6 +233,7 @@ public struct VisemeTimeline: Sendable {
             switch s.viseme {
             case .bilabial: close = max(close, Self.contact(s, at: t, hold: Self.closureHold, lead: Self.closureLead))
             case .labiodental: teeth = max(teeth, Self.contact(s, at: t, hold: Self.teethHold, lead: 0))
+            case .alveolar, .dental: tongue = max(tongue, Self.contact(s, at: t, hold: Self.teethHold, lead: 0))
             default: break
             }
             i += 1
@@ -241,7 +243,7 @@ public struct VisemeTimeline: Sendable {
         // Closing lips and a lip on the teeth need the jaw (nearly) shut.
         open *= 1 - max(close, 0.8 * teeth)
         width *= 1 - close
-        return (open, width, close, teeth)
+        return (open, width, close, teeth, tongue * (1 - close))
     }
 
     /// A contact (closure or lip-to-teeth): full from `lead` before the phoneme to its end (at least `hold`

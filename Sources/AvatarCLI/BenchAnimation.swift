@@ -8,8 +8,18 @@ import Foundation
 
 /// The renderer for `photo` (default: scikit-image's astronaut.png from the engine venv), with the engine host
 /// started for its landmarks and stopped again; and how long the rig took to build.
-private func benchRenderer(photo: String?) async throws -> (renderer: FaceRenderer, rigSeconds: Double) {
-    try await withEngineHost { engines, settings in
+/// With `landmarks` (the engine host's JSON answer for `photo`) no engine host is started.
+private func benchRenderer(photo: String?, landmarks: String? = nil) async throws -> (renderer: FaceRenderer, rigSeconds: Double) {
+    if let photo, let landmarks {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let face = try decoder.decode(FaceLandmarks.self, from: Data(contentsOf: URL(fileURLWithPath: landmarks)))
+        let image = try await RGBImage.load(photo)
+        let start = ContinuousClock.now
+        let rig = try FaceRig(photo: image, landmarks: face.landmarks)
+        return (FaceRenderer(rig: rig), (ContinuousClock.now - start).seconds)
+    }
+    return try await withEngineHost { engines, settings in
         guard let photoPath = photo ?? BenchEngines.findInVenv(settings, "skimage/data/astronaut.png") else {
             fail("no --photo and no scikit-image astronaut.png in the engine venv", code: 2)
         }
@@ -31,11 +41,17 @@ struct BenchRender: AsyncParsableCommand {
     @Option(help: "Speech for the export benchmark (default: the LibriVox clips of pocketsphinx-testdata, joined).")
     var audio: String?
 
+    @Option(help: "The engine host's landmarks JSON for --photo (then no engine host is started).")
+    var landmarks: String?
+
     @Option(help: "Frames to render for the per-frame figure.")
     var frames = 250
 
+    @Flag(help: "Only the per-frame figures (no MP4 export).")
+    var noExport = false
+
     func run() async throws {
-        let (renderer, rigTime) = try await benchRenderer(photo: photo)
+        let (renderer, rigTime) = try await benchRenderer(photo: photo, landmarks: landmarks)
         let rig = renderer.rig
         let expression = ExpressionTrack(duration: Double(frames) / 25)
         var frame: [UInt8] = []
@@ -58,6 +74,7 @@ struct BenchRender: AsyncParsableCommand {
         print(String(format: "rig (once per photo): %.0f ms, %d triangles", rigTime * 1000, rig.triangles.count))
         print(String(format: "deform + render 512², one core: %.2f ms/frame = %.0f frames/s", perFrame * 1000, 1 / perFrame))
         print(String(format: "deform + render + JPEG (q80), one core: %.2f ms/frame = %.0f frames/s, %d KiB/frame", perJPEGFrame * 1000, 1 / perJPEGFrame, bytes / frames / 1024))
+        if noExport { return }
 
         let speech: String
         if let audio { speech = audio } else { speech = await BenchGenerate.joinedLibriVox() }

@@ -34,7 +34,7 @@ struct Generate: AsyncParsableCommand {
     var engine = "builtin"
 
     /// Bumped when the renderer's output changes, so old cached results are not served.
-    static let renderVersion = 4
+    static let renderVersion = 5
 
     func validate() throws {
         guard ExpressionTrack.emotions.contains(emotion) else {
@@ -60,6 +60,8 @@ struct Generate: AsyncParsableCommand {
         if !noCache, FileManager.default.fileExists(atPath: cached) {
             try? FileManager.default.removeItem(atPath: output)
             try FileManager.default.copyItem(atPath: cached, toPath: output)
+            // The notes of the render that made it (several faces, a small face) are said again.
+            if let notes = FileManager.default.contents(atPath: cached + ".notes") { FileHandle.standardError.write(notes) }
             print("\(output): from the result cache (\(cached))")
             return
         }
@@ -102,10 +104,15 @@ struct Generate: AsyncParsableCommand {
         } catch let error as any AvatarError {
             fail(error.userMessage)
         }
-        for warning in face.warnings ?? [] { FileHandle.standardError.write(Data("avatar: note: \(warning)\n".utf8)) }
+        var notes = ""
+        for warning in face.warnings ?? [] { notes += "avatar: note: \(warning)\n" }
+        FileHandle.standardError.write(Data(notes.utf8))
 
         do {
             let rig = try FaceRig(photo: image, landmarks: face.landmarks)
+            let rigNotes = rig.warnings.map { "avatar: note: \($0)\n" }.joined()
+            FileHandle.standardError.write(Data(rigNotes.utf8))
+            notes += rigNotes
             let exporter = VideoExporter(renderer: FaceRenderer(rig: rig))
             try await exporter.export(audioPath: audio, audio: sound, timings: speechTimings, emotion: emotion, intensity: intensity, output: output) { done, total in
                 ProgressBar.show(done, total)
@@ -116,6 +123,8 @@ struct Generate: AsyncParsableCommand {
         try? FileManager.default.createDirectory(atPath: settings.dataDir + "/exports", withIntermediateDirectories: true)
         try? FileManager.default.removeItem(atPath: cached)
         try? FileManager.default.copyItem(atPath: output, toPath: cached)
+        try? FileManager.default.removeItem(atPath: cached + ".notes")
+        if !notes.isEmpty { try? Data(notes.utf8).write(to: URL(fileURLWithPath: cached + ".notes")) }
         let elapsed = ContinuousClock.now - started
         print(String(format: "%@: %.1f s of video in %.1f s", output, sound.duration, elapsed.seconds))
     }

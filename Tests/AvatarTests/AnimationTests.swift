@@ -150,7 +150,7 @@ struct AnimationTests {
         #expect(reopened)
     }
 
-    @Test("A face under 80 px, a corrupt image and unreadable audio give clear errors")
+    @Test("A face under 56 px, a corrupt image and unreadable audio give clear errors")
     func badInput() async throws {
         let tiny: [[Double]] = (0..<478).map { (i: Int) -> [Double] in
             let x = 100.0 + Double(i % 20)
@@ -158,7 +158,7 @@ struct AnimationTests {
             return [x, y, 0.0]
         }
         #expect { try FaceRig(photo: RGBImage(width: 300, height: 300), landmarks: tiny) } throws: { error in
-            (error as? AnimationError)?.userMessage.contains("face is 22 px wide; need ≥ 80") == true
+            (error as? AnimationError)?.userMessage.contains("face is 22 px wide; need ≥ 56") == true
         }
         let directory = temporaryDirectory()
         let junk = directory + "/junk.png"
@@ -233,5 +233,182 @@ struct TalkingHeadTests {
         await head.clear()
         let cleared = try await head.nextFrame()
         #expect(!cleared.speaking && cleared.jawOpen == 0)
+    }
+}
+
+/// What the renderer draws inside the mouth, measured on its pixels over every speaking frame of the LibriVox
+/// speech (`MouthRealismSummary`, the same code as `avatar bench realism`), on portraits it was not tuned on.
+/// Landmarks are the engine host's MediaPipe answers stored beside the photos (Fixtures/portraits/README.md),
+/// so these run without the engine host; the check with MediaPipe on the output is in `mediapipeSeesTheMouth`.
+@Suite("Mouth realism (rendered pixels)", .serialized)
+struct MouthRealismTests {
+    static let portraits = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path + "/Fixtures/portraits"
+
+    /// The photo (a committed fixture, or a package file in the engine venv) and its stored landmarks.
+    static func rig(_ name: String) async throws -> FaceRig {
+        let (photo, landmarks) = try await Self.photo(name)
+        return try FaceRig(photo: photo, landmarks: landmarks)
+    }
+
+    static func photo(_ name: String) async throws -> (RGBImage, [[Double]]) {
+        var photo = portraits + "/\(name).jpg"
+        if !FileManager.default.fileExists(atPath: photo) {
+            let settings = try await AvatarSettings.load(environment: ProcessInfo.processInfo.environment)
+            let suffix = name == "astronaut" ? "skimage/data/astronaut.png" : "matplotlib/mpl-data/sample_data/\(name).jpg"
+            let lib = settings.venvDir + "/lib"
+            guard let relative = FileManager.default.enumerator(atPath: lib)?.first(where: { ($0 as? String)?.hasSuffix(suffix) == true }) as? String else {
+                throw TestFailure("\(suffix) not found under \(lib): run `avatar setup`")
+            }
+            photo = lib + "/" + relative
+        }
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let face = try decoder.decode(FaceLandmarks.self, from: Data(contentsOf: URL(fileURLWithPath: portraits + "/\(name).landmarks.json")))
+        return (try await RGBImage.load(photo), face.landmarks)
+    }
+
+    static func inside(_ polygon: [Point2], _ x: Double, _ y: Double) -> Bool {
+        var inside = false
+        var j = polygon.count - 1
+        for i in 0..<polygon.count {
+            let a = polygon[i], b = polygon[j]
+            if (a.y > y) != (b.y > y), x < (b.x - a.x) * (y - a.y) / (b.y - a.y) + a.x { inside.toggle() }
+            j = i
+        }
+        return inside
+    }
+
+    /// Limits about twice the figures measured with the final renderer (docs/animation.md, `avatar bench realism`):
+    /// flat region worst (share of the mouth box), near-white worst, mean hue distance (degrees).
+    /// Near-white measured 0 % everywhere: its limit is the issue's target (0.5 %). Before this renderer
+    /// (flat white bars, one-colour cavity) the worst flat regions were 27 / 21 / 19 % of the box.
+    static let limits: [String: (flat: Double, white: Double, hue: Double)] = [
+        "biden": (0.06, 0.005, 18),
+        "grace_hopper": (0.03, 0.005, 10),
+        "obama": (0.04, 0.005, 5),
+    ]
+
+    @Test("Closed-mouth (biden, grace_hopper) and smiling (obama) portraits: no flat fill, no near-white, an interior in the lips' hue",
+          arguments: ["biden", "grace_hopper", "obama"])
+    func guards(_ name: String) async throws {
+        let rig = try await Self.rig(name)
+        let (audio, _) = try await AnimationTests.speech()
+        let summary = try MouthRealismSummary.measure(FaceRenderer(rig: rig), track: MouthTrack(audio: audio))
+        print(String(format: "%@: %d speaking frames; flat region worst %.2f %% (median %.2f %%); near-white worst %.3f %%; hue distance mean %.1f° (worst %.1f°, %d frames)",
+                     name, summary.frames, 100 * summary.flatWorst, 100 * summary.flatMedian, 100 * summary.whiteWorst, summary.hueMean, summary.hueWorst, summary.hueFrames))
+        let limit = try #require(Self.limits[name])
+        #expect(summary.frames > 300)
+        #expect(summary.hueFrames > 100, "the mouth opened in too few frames to judge its interior")
+        #expect(summary.flatWorst <= limit.flat)
+        #expect(summary.whiteWorst <= limit.white)
+        #expect(summary.hueMean <= limit.hue)
+    }
+
+    @Test("The guards catch a painted mouth: flat white bars and a one-colour cavity fail them")
+    func guardsCatchPaint() async throws {
+        let rig = try await Self.rig("biden")
+        var pose = FacePose()
+        pose.jawOpen = 0.9
+        let renderer = FaceRenderer(rig: rig)
+        let points = renderer.deform(pose)
+        var frame = renderer.render(pose).pixels
+        // Paint the interior as the old renderer did: a white bar under the upper lip, a flat maroon below.
+        let upper = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308].map { points[$0] }
+        let lower = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308].map { points[$0] }
+        let inner = upper + lower.reversed()
+        for y in 0..<FaceRig.size {
+            for x in 0..<FaceRig.size where Self.inside(inner, Double(x), Double(y)) {
+                let top = upper.min { abs($0.x - Double(x)) < abs($1.x - Double(x)) }!.y
+                let color: [UInt8] = Double(y) < top + 0.09 * rig.mouthWidth ? [250, 250, 250] : [60, 18, 24]
+                for c in 0..<3 { frame[(y * FaceRig.size + x) * 3 + c] = color[c] }
+            }
+        }
+        let painted = frame.withUnsafeBufferPointer { MouthRealism.measure($0.baseAddress!, size: FaceRig.size, points: points) }
+        let drawn = renderer.render(pose).pixels.withUnsafeBufferPointer { MouthRealism.measure($0.baseAddress!, size: FaceRig.size, points: points) }
+        print("painted: flat \(painted.flatShare), white \(painted.whiteShare); drawn: flat \(drawn.flatShare), white \(drawn.whiteShare), hue \(drawn.hueDistance ?? -1)")
+        #expect(painted.flatShare > 0.05 && painted.whiteShare > 0.05)
+        #expect(drawn.flatShare < painted.flatShare / 5 && drawn.flatShare <= Self.limits["biden"]!.flat)
+        #expect(drawn.whiteShare < 0.001)
+    }
+
+    @Test("Teeth take the photo's light: a darker, warmer photo gives darker, warmer teeth; nothing drawn is near-white")
+    func teethFollowThePhoto() async throws {
+        let (photo, landmarks) = try await Self.photo("biden")
+        let rig = try FaceRig(photo: photo, landmarks: landmarks)
+        var dim = photo
+        for i in stride(from: 0, to: dim.pixels.count, by: 3) {
+            dim.pixels[i] = UInt8(Double(dim.pixels[i]) * 0.7)
+            dim.pixels[i + 1] = UInt8(Double(dim.pixels[i + 1]) * 0.6)
+            dim.pixels[i + 2] = UInt8(Double(dim.pixels[i + 2]) * 0.45)
+        }
+        var pose = FacePose()
+        pose.jawOpen = 0.6
+        func teeth(_ renderer: FaceRenderer) -> (Double, Double, Double) {
+            // The upper teeth in the middle of the mouth: just under the upper inner lip at landmark 13.
+            let points = renderer.deform(pose)
+            let frame = renderer.render(pose).pixels
+            var sum = (0.0, 0.0, 0.0), n = 0.0
+            let x0 = Int(points[13].x), y0 = Int(points[13].y + 0.05 * renderer.rig.mouthWidth)
+            for y in (y0 - 1)...(y0 + 1) {
+                for x in (x0 - 4)...(x0 + 4) {
+                    let i = (y * FaceRig.size + x) * 3
+                    sum = (sum.0 + Double(frame[i]), sum.1 + Double(frame[i + 1]), sum.2 + Double(frame[i + 2]))
+                    n += 1
+                }
+            }
+            return (sum.0 / n, sum.1 / n, sum.2 / n)
+        }
+        let normal = teeth(FaceRenderer(rig: rig))
+        let dark = teeth(FaceRenderer(rig: try FaceRig(photo: dim, landmarks: landmarks)))
+        print("teeth: photo \(normal), dimmed warm photo \(dark)")
+        #expect(max(normal.0, normal.1, normal.2) < 235)
+        #expect(normal.0 > 120, "teeth should be lighter than the cavity")
+        #expect(dark.1 < normal.1 * 0.8)
+        #expect(dark.2 / dark.0 < normal.2 / normal.0 - 0.1)
+    }
+
+    @Test("MediaPipe on the output of a closed-mouth portrait: the face in every speaking frame, its mouth opening following the intended one")
+    func mediapipeSeesTheMouth() async throws {
+        let runtime = try await EngineFixture.shared.runtime()
+        let host = try #require(runtime.engineHost)
+        let rig = try await Self.rig("biden")
+        let clip = try await AudioSamples.load(try TestData.librivoxClips()[0].path)
+        let encoder = try JPEGEncoder(quality: 80)
+        var jpegs: [[UInt8]] = []
+        let summary = try MouthRealismSummary.measure(FaceRenderer(rig: rig), track: MouthTrack(audio: clip)) { _, pixels in
+            jpegs.append(try encoder.encode(pixels, width: FaceRig.size, height: FaceRig.size))
+        }
+        var measured: [Double] = [], intended: [Double] = []
+        for (k, jpeg) in jpegs.enumerated() {
+            guard let face = try? await host.landmarks(image: Data(jpeg), multiple: .largest) else { continue }
+            let p = face.landmarks
+            measured.append(hypot(p[13][0] - p[14][0], p[13][1] - p[14][1]) / hypot(p[61][0] - p[291][0], p[61][1] - p[291][1]))
+            intended.append(summary.intendedOpening[k])
+        }
+        let r = AnimationTests.pearson(measured, intended)
+        print("MediaPipe on biden's output: face in \(measured.count) of \(jpegs.count) speaking frames; opening r = \(String(format: "%.3f", r))")
+        #expect(measured.count == jpegs.count)
+        #expect(r >= 0.8)
+    }
+
+    @Test("Face size: 56–80 px cheek to cheek is animated with a warning that it looks soft; under 56 px is refused")
+    func smallFaces() throws {
+        func face(width: Double) -> [[Double]] {
+            // A stored real face, scaled so its cheeks are `width` apart.
+            let decoder = JSONDecoder()
+            decoder.keyDecodingStrategy = .convertFromSnakeCase
+            let stored = try! decoder.decode(FaceLandmarks.self, from: Data(contentsOf: URL(fileURLWithPath: Self.portraits + "/biden.landmarks.json"))).landmarks
+            let cheeks = hypot(stored[234][0] - stored[454][0], stored[234][1] - stored[454][1])
+            return stored.map { [$0[0] * width / cheeks, $0[1] * width / cheeks, $0[2]] }
+        }
+        let photo = RGBImage(width: 200, height: 200, fill: (128, 110, 100))
+        let soft = try FaceRig(photo: photo, landmarks: face(width: 64))
+        print("64 px: \(soft.warnings)")
+        #expect(soft.warnings.count == 1 && soft.warnings[0].contains("64 px wide") && soft.warnings[0].contains("soft"))
+        #expect(try FaceRig(photo: photo, landmarks: face(width: 90)).warnings.isEmpty)
+        #expect { try FaceRig(photo: photo, landmarks: face(width: 50)) } throws: { error in
+            (error as? AnimationError)?.userMessage.contains("face is 49 px wide; need ≥ 56") == true
+                || (error as? AnimationError)?.userMessage.contains("face is 50 px wide; need ≥ 56") == true
+        }
     }
 }

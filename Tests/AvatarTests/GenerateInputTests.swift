@@ -15,7 +15,7 @@ struct GenerateInputTests {
         guard let output = arguments.last, FileManager.default.fileExists(atPath: output) else { throw TestFailure("ffmpeg \(arguments) made nothing") }
     }
 
-    @Test("Two faces → the largest, said on stderr; 44.1 kHz stereo audio converted; no face, a tiny face, a corrupt photo → one clear line each")
+    @Test("Two faces → the largest, said on stderr; 44.1 kHz stereo audio converted; no face, a tiny face, a corrupt photo → one clear line each; a small face (56–80 px) is animated with a note")
     func inputs() async throws {
         let runtime = try await EngineFixture.shared.runtime()
         let directory = temporaryDirectory("avatar-generate-input")
@@ -47,7 +47,15 @@ struct GenerateInputTests {
         let tiny = try await generate(["--photo", small, "--audio", stereo, "-o", output])
         print("small face: exit \(tiny.status), \(tiny.stderr)")
         #expect(tiny.status != 0)
-        #expect(tiny.stderr.contains("px wide; need ≥ 80"))
+        #expect(tiny.stderr.contains("px wide; need ≥ 56"))
+
+        // A face between 56 and 80 px: animated, with a note that it will look soft (the astronaut at 390×390: ~68 px).
+        let softPhoto = directory + "/soft.png"
+        try ffmpeg(["-i", astronaut, "-vf", "scale=390:390,pad=512:512:61:61:gray", softPhoto])
+        let soft = try await generate(["--photo", softPhoto, "--audio", stereo, "-o", output])
+        print("soft face: exit \(soft.status), \(soft.stderr.split(separator: "\n").filter { $0.contains("note") })")
+        #expect(soft.status == 0)
+        #expect(soft.stderr.contains("will look soft"))
 
         let none = try await generate(["--photo", cat, "--audio", stereo, "-o", output])
         print("no face: exit \(none.status), \(none.stderr)")

@@ -65,6 +65,11 @@ struct VisemeTests {
         // f: the lower lip to the teeth.
         let f = VisemeTimeline(Self.timings([("ɑ", 0.2), ("f", 0.06), ("ɑ", 0.2)])).shape(at: 0.23)
         #expect(f.teeth == 1 && f.open < 0.3)
+        // t, d, n, l: the tongue tip rises (drawn behind the teeth); not during a vowel, not at a closure.
+        let t = VisemeTimeline(Self.timings([("ɑ", 0.2), ("t", 0.06), ("ɑ", 0.2)]))
+        #expect(t.shape(at: 0.23).tongue == 1 && t.shape(at: 0.1).tongue == 0)
+        #expect(timeline.shape(at: 0.49).tongue == 0)
+        #expect(ExpressionTrack(duration: 1).pose(at: 0, mouth: MouthShape(open: 0.2, width: 0, stress: 0, tongue: 1)).tongueRaise == 1)
     }
 
     @Test("Stress marks and word spaces give their time to the neighbours; streaming appends")

@@ -19,7 +19,7 @@ func normalize(_ text: String) -> [String] { WordErrorRate.words(text) }
 
 /// Where test data lives on this machine (Debian packages and the engine venv).
 enum TestData {
-    static let librivox = "/usr/share/pocketsphinx/test/data/librivox"
+    static let librivox = ProcessInfo.processInfo.environment["AVATAR_TEST_LIBRIVOX"] ?? "/usr/share/pocketsphinx/test/data/librivox"
     /// A real machine-noise recording (Debian colobot-common-sounds, 3.7 s, 22.05 kHz).
     static let machineNoise = "/usr/share/games/colobot/sounds/sound044.wav"
 

@@ -1,0 +1,363 @@
+import Foundation
+
+/// The colours of one photo's mouth interior, measured once per photo from the aligned crop: teeth from the
+/// whites of the eyes (the photo's own white balance and exposure), cavity and tongue from the lips' colour,
+/// and the photo's grain, so drawn areas are as noisy as the skin around them.
+struct MouthPalette: Sendable {
+    typealias RGB = (Double, Double, Double)
+    /// A lit tooth (before shading); no channel above 225, so nothing drawn reaches near-white.
+    var teeth: RGB
+    /// Teeth in the mouth's own shade: the same light, a third of the way to the lips' hue (light reflected
+    /// inside the mouth).
+    var shadedTeeth: RGB
+    var lips: RGB
+    /// The back of the open mouth, lit a little (corners are darker still).
+    var cavity: RGB
+    var tongue: RGB
+    /// Standard deviation of the photo's pixel noise on the cheeks, in 8-bit luminance levels.
+    var grain: Double
+    /// Where the teeth colour came from: "eye whites", "the photo's white point" or "skin".
+    var teethSource: String
+
+    /// One line for logs and benches.
+    var summary: String {
+        func f(_ c: RGB) -> String { String(format: "(%.0f, %.0f, %.0f)", c.0, c.1, c.2) }
+        return "teeth \(f(teeth)) from \(teethSource), lips \(f(lips)), cavity \(f(cavity)), tongue \(f(tongue)), grain σ \(String(format: "%.1f", grain))"
+    }
+
+    init(rig: FaceRig) {
+        let image = rig.image, points = rig.points
+        func luma(_ c: RGB) -> Double { 0.299 * c.0 + 0.587 * c.1 + 0.114 * c.2 }
+        func pixel(_ x: Int, _ y: Int) -> RGB {
+            let i = (min(max(y, 0), image.height - 1) * image.width + min(max(x, 0), image.width - 1)) * 3
+            return (Double(image.pixels[i]), Double(image.pixels[i + 1]), Double(image.pixels[i + 2]))
+        }
+        /// Pixels inside `polygon` for which `keep` holds.
+        func pixels(in polygon: [Point2], where keep: (Point2) -> Bool = { _ in true }) -> [RGB] {
+            let minX = Int(floor(polygon.map(\.x).min()!)), maxX = Int(ceil(polygon.map(\.x).max()!))
+            let minY = Int(floor(polygon.map(\.y).min()!)), maxY = Int(ceil(polygon.map(\.y).max()!))
+            var found: [RGB] = []
+            guard minX < maxX, minY < maxY else { return found }
+            for y in max(minY, 0)...min(maxY, image.height - 1) {
+                for x in max(minX, 0)...min(maxX, image.width - 1) {
+                    let p = Point2(Double(x), Double(y))
+                    if FaceRig.contains(polygon, p), keep(p) { found.append(pixel(x, y)) }
+                }
+            }
+            return found
+        }
+        /// The mean of the colours whose luminance rank lies in `range` (shares of the sorted list).
+        func mean(_ colors: [RGB], ranks range: ClosedRange<Double>) -> RGB? {
+            guard colors.count >= 8 else { return nil }
+            let sorted = colors.sorted { luma($0) < luma($1) }
+            let slice = sorted[Int(range.lowerBound * Double(sorted.count))..<max(Int(range.upperBound * Double(sorted.count)), Int(range.lowerBound * Double(sorted.count)) + 1)]
+            let sum = slice.reduce((0.0, 0.0, 0.0)) { ($0.0 + $1.0, $0.1 + $1.1, $0.2 + $1.2) }
+            let n = Double(slice.count)
+            return (sum.0 / n, sum.1 / n, sum.2 / n)
+        }
+
+        // Skin: two discs on the cheeks; its colour and its grain (Laplacian residual, robust).
+        var skinColors: [RGB] = []
+        var residuals: [Double] = []
+        let radius = max(0.05 * rig.faceHeight, 3)
+        for cheek in [points[50], points[280]] {
+            let cx = Int(cheek.x), cy = Int(cheek.y), r = Int(radius)
+            for y in (cy - r)...(cy + r) where y > 0 && y < image.height - 1 {
+                for x in (cx - r)...(cx + r) where x > 0 && x < image.width - 1 && (x - cx) * (x - cx) + (y - cy) * (y - cy) <= r * r {
+                    let c = pixel(x, y)
+                    skinColors.append(c)
+                    let around = (luma(pixel(x - 1, y)) + luma(pixel(x + 1, y)) + luma(pixel(x, y - 1)) + luma(pixel(x, y + 1))) / 4
+                    residuals.append(abs(luma(c) - around))
+                }
+            }
+        }
+        let skin = mean(skinColors, ranks: 0.2...0.9) ?? (170, 130, 110)
+        residuals.sort()
+        // Median absolute residual → σ (×1.4826), less the averaging's share (√(1 + 1/4)).
+        let median = residuals.isEmpty ? 1 : residuals[residuals.count / 2]
+        grain = min(max(1.4826 * median / 1.118, 1.2), 6)
+
+        // Eye whites: inside the lids, away from the iris; the brighter half.
+        var whites: [RGB] = []
+        for (upper, lower, iris) in [(FaceIndex.rightEyeUpper, FaceIndex.rightEyeLower, FaceIndex.rightIris),
+                                     (FaceIndex.leftEyeUpper, FaceIndex.leftEyeLower, FaceIndex.leftIris)] {
+            let polygon = (upper + lower.reversed()).map { points[$0] }
+            let centre = points[iris[0]]
+            let irisRadius = iris.dropFirst().map { (points[$0] - centre).length }.reduce(0, +) / Double(iris.count - 1)
+            whites += pixels(in: polygon) { ($0 - centre).length > irisRadius * 1.15 }
+        }
+
+        func chroma(_ c: RGB) -> Double { (max(c.0, c.1, c.2) - min(c.0, c.1, c.2)) / max(c.0, c.1, c.2, 1) }
+        // The white reference: the brightest tenth of the eye whites when they are open, clear and light enough;
+        // otherwise the photo's own white point (the brightest nearly grey pixels of the crop: a collar, a highlight).
+        var white: RGB
+        if let eyes = mean(whites, ranks: 0.88...1), chroma(eyes) < 0.25, luma(eyes) > 0.9 * luma(skin) {
+            white = eyes
+            teethSource = "eye whites"
+        } else {
+            var greys: [RGB] = []
+            for i in stride(from: 0, to: image.pixels.count, by: 3 * 3) {
+                let c = (Double(image.pixels[i]), Double(image.pixels[i + 1]), Double(image.pixels[i + 2]))
+                if chroma(c) < 0.2, luma(c) > luma(skin) { greys.append(c) }
+            }
+            if let patch = mean(greys, ranks: 0.9...0.99) {
+                // Half its tint: a light blue shirt should not make the teeth blue.
+                let grey = luma(patch)
+                white = ((patch.0 + grey) / 2, (patch.1 + grey) / 2, (patch.2 + grey) / 2)
+                teethSource = "the photo's white point"
+            } else {
+                let level = min(luma(skin) * 1.5, 230)
+                white = (level, level, level)
+                teethSource = "skin"
+            }
+        }
+        // Teeth: a little warmer than white, about 85 % of the white's light, but at least 10 % above the skin
+        // (shadowed eyes) and never above 215 (a lit tooth before shading; shading only darkens).
+        let warm: RGB = (white.0 * 0.98, white.1 * 0.94, white.2 * 0.84)
+        let target = min(max(0.85 * luma(white), 1.1 * luma(skin), 70), 215)
+        var teeth = (warm.0 * target / luma(warm), warm.1 * target / luma(warm), warm.2 * target / luma(warm))
+        let brightest = max(teeth.0, teeth.1, teeth.2)
+        if brightest > 225 { teeth = (teeth.0 * 225 / brightest, teeth.1 * 225 / brightest, teeth.2 * 225 / brightest) }
+        self.teeth = teeth
+
+        // Lips: between the inner and outer contours, without the darkest quarter (the seam between the lips).
+        let inner = (FaceIndex.upperInnerLip + FaceIndex.lowerInnerLip.reversed()).map { points[$0] }
+        let outer = (FaceIndex.upperOuterLip + FaceIndex.lowerOuterLip.reversed()).map { points[$0] }
+        let lips = mean(pixels(in: outer) { !FaceRig.contains(inner, $0) }, ranks: 0.25...0.9) ?? (150, 80, 80)
+        self.lips = lips
+        let scale = luma(self.teeth) / max(luma(lips), 1)
+        shadedTeeth = (self.teeth.0 * 0.67 + lips.0 * scale * 0.33, self.teeth.1 * 0.67 + lips.1 * scale * 0.33, self.teeth.2 * 0.67 + lips.2 * scale * 0.33)
+        // The cavity keeps the lips' hue at a fraction of their light; the tongue is a lit version of it.
+        cavity = (lips.0 * 0.34 + 4, lips.1 * 0.24 + 3, lips.2 * 0.25 + 3)
+        tongue = (min(lips.0 * 0.95 + 10, 230), lips.1 * 0.72 + 4, lips.2 * 0.76 + 4)
+    }
+}
+
+extension FaceRenderer {
+    /// One pixel column of the mouth interior.
+    struct MouthColumn {
+        var top = 0.0, bottom = 0.0, across = 0.0
+        /// The photo's own interior at this column (a smiling photo): where to copy it from.
+        var photo = false
+        var restX = 0.0, restTop = 0.0, restGap = 0.0
+        /// Drawn teeth: the upper teeth's lower edge, the lower teeth's upper edge, the tongue's top.
+        var upperEdge = 0.0, lowerEdge = 0.0, tongueTop = 0.0
+        /// Light across the mouth (corners dark), teeth visibility (none at the corners), the dark line between
+        /// two teeth (0…1 here).
+        var light = 1.0, teethShare = 1.0, separation = 0.0
+        /// Coverage of this pixel column by the interior, from three sub-columns.
+        var subTop = (0.0, 0.0, 0.0), subBottom = (0.0, 0.0, 0.0)
+    }
+
+    /// Tooth widths from the middle outwards (central incisor, lateral incisor, canine, two premolars) as shares
+    /// of the inner mouth width, foreshortened towards the corners.
+    static let toothWidths = [0.165, 0.125, 0.1, 0.08, 0.07]
+
+    /// The inside of the mouth between the moved inner lip contours, anti-aliased by the exact vertical coverage
+    /// of three sub-columns per pixel.
+    ///
+    /// A photo that shows its own mouth interior keeps it: its upper 70 % is copied unscaled under the upper lip
+    /// and its lower 30 % above the lower lip (the lower teeth ride with the jaw). A closed-mouth photo gets
+    /// drawn teeth: the upper row hangs from the upper lip (fixed to the skull as the lip lifts), follows the
+    /// lip's curve, each tooth with rounded corners and a faint line to the next, shaded under the lip and
+    /// towards the corners; the lower row shows only at wide openings. Between them a dark cavity in the lips'
+    /// hue, darker at the corners, and the tongue at open vowels (raised for t, d, n, l). Everything drawn
+    /// carries the photo's own grain, anchored to the mouth so it moves with it.
+    func paintMouth(_ points: [Point2], _ pose: FacePose, _ out: UnsafeMutablePointer<UInt8>) {
+        let size = FaceRig.size
+        let upperLip = FaceIndex.upperInnerLip.map { points[$0] }
+        let lowerLip = FaceIndex.lowerInnerLip.map { points[$0] }
+        let upperRest = FaceIndex.upperInnerLip.map { rig.points[$0] }
+        let lowerRest = FaceIndex.lowerInnerLip.map { rig.points[$0] }
+        let left = upperLip.first!.x, right = upperLip.last!.x
+        let minX = max(0, Int(floor(left))), maxX = min(size - 1, Int(ceil(right)))
+        let w = rig.mouthWidth
+        let band = max(1.5, 0.035 * w)
+        let minY = max(0, Int(floor(upperLip.map(\.y).min()!))), maxY = min(size - 1, Int(ceil(lowerLip.map(\.y).max()! + band)))
+        guard minX < maxX, minY < maxY, right - left > 2 else { return }
+        let restLeft = upperRest.first!.x, restRight = upperRest.last!.x
+        let open = min(max(pose.jawOpen, 0), 1)
+        // The upper lip lifts with the jaw (`deform`); the teeth stay, so more of them shows.
+        let upperShow = 0.07 * w + 0.05 * w * open
+        let lowerShow = 0.06 * w * Self.smoothstep(0.45, 0.95, open)
+        let tongueRaise = min(max(pose.tongueRaise, 0), 1)
+
+        var columns = [MouthColumn](repeating: MouthColumn(), count: maxX - minX + 1)
+        for x in minX...maxX {
+            var c = MouthColumn()
+            let px = Double(x)
+            c.across = (px - left) / (right - left)
+            c.top = Self.curve(upperLip, at: px)
+            c.bottom = Self.curve(lowerLip, at: px)
+            let subs = [px - 1.0 / 3, px, px + 1.0 / 3].map { sx -> (Double, Double) in
+                guard sx > left, sx < right else { return (0, 0) }
+                return (Self.curve(upperLip, at: sx), Self.curve(lowerLip, at: sx))
+            }
+            c.subTop = (subs[0].0, subs[1].0, subs[2].0)
+            c.subBottom = (subs[0].1, subs[1].1, subs[2].1)
+            c.restX = restLeft + c.across * (restRight - restLeft)
+            c.restTop = Self.curve(upperRest, at: c.restX)
+            c.restGap = Self.curve(lowerRest, at: c.restX) - c.restTop
+            c.photo = c.restGap > 0.06 * w
+            let a = min(max(c.across, 0), 1)
+            let fromMiddle = abs(a - 0.5)
+            c.light = 0.3 + 0.7 * pow(sin(.pi * a), 0.7)
+            c.teethShare = Self.smoothstep(0.04, 0.14, min(a, 1 - a))
+            // Which tooth, and where in it (0…1 from its inner side).
+            var start = 0.0, index = 0, within = 0.0, width = Self.toothWidths[0]
+            for (i, tw) in Self.toothWidths.enumerated() {
+                index = i
+                width = tw
+                if fromMiddle < start + tw || i == Self.toothWidths.count - 1 { within = min((fromMiddle - start) / tw, 1); break }
+                start += tw
+            }
+            let toBoundary = min(within, 1 - within) * width * (right - left)
+            c.separation = exp(-toBoundary * toBoundary / 0.5)
+            // The edge follows the lip's curve, rises towards the corners, each tooth rounded at its corners,
+            // the canine a little pointed, the lateral incisors a little shorter.
+            let corner = min(within, 1 - within)
+            let rounding = corner < 0.3 ? pow(1 - corner / 0.3, 2) : 0
+            var length = upperShow * (1 - 0.7 * pow(2 * fromMiddle, 2))
+            length -= 0.02 * w * rounding
+            if index == 1 { length -= 0.008 * w }
+            if index == 2 { length += 0.012 * w * (1 - 2 * abs(within - 0.5)) - 0.006 * w }
+            c.upperEdge = c.top + length
+            c.lowerEdge = c.bottom - lowerShow * (1 - 1.6 * pow(2 * fromMiddle, 2)) + 0.015 * w * rounding
+            // The tongue lies on the floor of the mouth behind the lower teeth; it shows once the mouth is
+            // open more than a tenth of its width, more when raised (t, d, n, l).
+            let gap = c.bottom - c.top
+            let dome = max(0, 1 - pow((a - 0.5) / 0.36, 2)).squareRoot()
+            c.tongueTop = c.bottom - (max(0, gap - 0.08 * w) * (0.45 + 0.4 * tongueRaise) + 0.8 * lowerShow) * dome
+            columns[x - minX] = c
+        }
+
+        let anchorX = Int(points[13].x.rounded()), anchorY = Int(points[13].y.rounded())
+        let grain = palette.grain * 3.46
+        var sample = (UInt8(0), UInt8(0), UInt8(0))
+        rig.image.pixels.withUnsafeBufferPointer { photo in
+            withUnsafeMutableBytes(of: &sample) { buffer in
+                let sampled = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                for x in minX...maxX {
+                    let c = columns[x - minX]
+                    guard c.across > 0, c.across < 1 else { continue }
+                    let gap = c.bottom - c.top
+                    // Lips parted: the lower lip's inner edge shows its wet, darker side.
+                    let wet = 0.2 * Self.smoothstep(0, 0.08 * w, gap) * Self.smoothstep(0.02, 0.12, min(c.across, 1 - c.across))
+                    // Only the rows this column's interior (and the wet band under it) can touch.
+                    let rowTop = max(minY, Int(floor(min(c.subTop.0, c.subTop.1, c.subTop.2) - 0.5)))
+                    let rowBottom = min(maxY, Int(ceil(max(c.subBottom.0, c.subBottom.1, c.subBottom.2, c.bottom + band) + 0.5)))
+                    guard rowTop <= rowBottom else { continue }
+                    for y in rowTop...rowBottom {
+                        let py = Double(y)
+                        let pixel = out + (y * size + x) * 3
+                        var alpha = Self.coverage(c.subTop.0, c.subBottom.0, py) + Self.coverage(c.subTop.1, c.subBottom.1, py) + Self.coverage(c.subTop.2, c.subBottom.2, py)
+                        alpha /= 3
+                        if alpha <= 0 {
+                            if wet > 0, py > c.bottom, py < c.bottom + band {
+                                let keep = 1 - wet * (1 - (py - c.bottom) / band)
+                                pixel[0] = UInt8(Double(pixel[0]) * keep)
+                                pixel[1] = UInt8(Double(pixel[1]) * (keep - 0.03 * wet))
+                                pixel[2] = UInt8(Double(pixel[2]) * (keep - 0.02 * wet))
+                            }
+                            continue
+                        }
+                        let yc = min(max(py, c.top), c.bottom)
+                        let noise = grain * Self.noise(x - anchorX, y - anchorY)
+                        // Wet, uneven surfaces: a soft mottling a few pixels across, moving with the mouth.
+                        let mottle = Self.valueNoise(Double(x - anchorX) / 3.5, Double(y - anchorY) / 2.5)
+                        var color = interiorColor(c, yc, gap, w, noise, mottle, sampled, photo.baseAddress!)
+                        color = (min(max(color.0, 0), 240), min(max(color.1, 0), 240), min(max(color.2, 0), 240))
+                        pixel[0] = UInt8(Double(pixel[0]) * (1 - alpha) + color.0 * alpha)
+                        pixel[1] = UInt8(Double(pixel[1]) * (1 - alpha) + color.1 * alpha)
+                        pixel[2] = UInt8(Double(pixel[2]) * (1 - alpha) + color.2 * alpha)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The colour at height `y` of one interior column.
+    @inline(__always)
+    private func interiorColor(_ c: MouthColumn, _ y: Double, _ gap: Double, _ w: Double, _ noise: Double, _ mottle: Double,
+                               _ sampled: UnsafeMutablePointer<UInt8>, _ photo: UnsafePointer<UInt8>) -> (Double, Double, Double) {
+        let p = palette
+        let fromTop = y - c.top, fromBottom = c.bottom - y
+        if c.photo {
+            if fromTop < c.restGap * 0.7 {
+                rig.image.sample(c.restX, c.restTop + fromTop, into: sampled, photo)
+                return (Double(sampled[0]), Double(sampled[1]), Double(sampled[2]))
+            }
+            if fromBottom < c.restGap * 0.3 {
+                rig.image.sample(c.restX, c.restTop + c.restGap - fromBottom, into: sampled, photo)
+                return (Double(sampled[0]), Double(sampled[1]), Double(sampled[2]))
+            }
+        }
+        // Cavity: darkest at the corners and at the back (the middle of the gap), the photo's grain on it.
+        let depth = gap > 0 ? min(max(fromTop / gap, 0), 1) : 0
+        let cavityLight = c.light * (0.7 + 0.3 * abs(2 * depth - 1)) * (1 + 0.4 * mottle)
+        var color = (p.cavity.0 * cavityLight + noise, p.cavity.1 * cavityLight + noise, p.cavity.2 * cavityLight + noise)
+        // Tongue: lit on top, darker further down and back, a faint groove in the middle.
+        if y > c.tongueTop - 0.5, c.tongueTop < c.bottom {
+            let t = min(max((y - c.tongueTop) / max(c.bottom - c.tongueTop, 1), 0), 1)
+            let groove = 1 - 0.12 * exp(-pow((c.across - 0.5) / 0.04, 2))
+            let light = (0.78 - 0.3 * t) * c.light * groove * (1 + 0.2 * mottle)
+            let alpha = min(max(y - c.tongueTop + 0.5, 0), 1)
+            color = Self.blend(color, (p.tongue.0 * light + noise, p.tongue.1 * light + noise, p.tongue.2 * light + noise), alpha)
+        }
+        guard !c.photo, c.teethShare > 0 else { return color }
+        let shadow = 0.72 + 0.28 * Self.smoothstep(0, 0.1 * w, gap)
+        // Lower teeth: only at wide openings, in the upper teeth's shadow.
+        if c.lowerEdge < c.bottom - 0.5, y > c.lowerEdge - 0.5 {
+            let t = min(max((c.bottom - y) / max(c.bottom - c.lowerEdge, 1), 0), 1)
+            let light = (0.5 + 0.2 * Self.smoothstep(0, 0.6, t)) * c.light * shadow * (1 - 0.3 * c.separation)
+            let alpha = min(max(y - c.lowerEdge + 0.5, 0), 1) * c.teethShare
+            color = Self.blend(color, (p.shadedTeeth.0 * light + noise, p.shadedTeeth.1 * light + noise, p.shadedTeeth.2 * light + noise), alpha)
+        }
+        // Upper teeth: in the lip's shadow at the top, a translucent, slightly cooler incisal edge.
+        if y < c.upperEdge + 0.5 {
+            let span = max(c.upperEdge - c.top, 1)
+            let t = min(max(fromTop / span, 0), 1)
+            var light = (0.62 + 0.38 * Self.smoothstep(0, 0.55, t)) * c.light * shadow * (1 + 0.04 * mottle)
+            light *= 1 - c.separation * (0.06 + 0.22 * t)
+            let edge = Self.smoothstep(0.8, 1, t)
+            let alpha = min(max(c.upperEdge - y + 0.5, 0), 1) * c.teethShare
+            // Lit in the middle of the tooth, the mouth's shade (and hue) under the lip and in a narrow gap.
+            let lit = Self.smoothstep(0.15, 0.7, t) * Self.smoothstep(0.02 * w, 0.12 * w, gap)
+            let base = Self.blend(p.shadedTeeth, p.teeth, lit)
+            let tooth = (base.0 * light * (1 - 0.09 * edge) + noise, base.1 * light * (1 - 0.08 * edge) + noise, base.2 * light * (1 - 0.05 * edge) + noise)
+            color = Self.blend(color, tooth, alpha)
+        }
+        return color
+    }
+
+    @inline(__always)
+    static func blend(_ a: (Double, Double, Double), _ b: (Double, Double, Double), _ t: Double) -> (Double, Double, Double) {
+        (a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t, a.2 + (b.2 - a.2) * t)
+    }
+
+    /// How much of the pixel row [y − ½, y + ½] lies between `top` and `bottom`.
+    @inline(__always)
+    static func coverage(_ top: Double, _ bottom: Double, _ y: Double) -> Double {
+        max(0, min(y + 0.5, bottom) - max(y - 0.5, top))
+    }
+
+    /// Smooth noise in −0.5…0.5: `noise` on the integer lattice, interpolated bilinearly (smoothstep weights).
+    @inline(__always)
+    static func valueNoise(_ x: Double, _ y: Double) -> Double {
+        let ix = Int(floor(x)), iy = Int(floor(y))
+        var fx = x - Double(ix), fy = y - Double(iy)
+        fx = fx * fx * (3 - 2 * fx)
+        fy = fy * fy * (3 - 2 * fy)
+        let a = noise(ix &+ 7919, iy), b = noise(ix &+ 7920, iy), c = noise(ix &+ 7919, iy + 1), d = noise(ix &+ 7920, iy + 1)
+        return 2 * ((a * (1 - fx) + b * fx) * (1 - fy) + (c * (1 - fx) + d * fx) * fy)
+    }
+
+    /// Deterministic noise in −0.5…0.5 (uniform, σ ≈ 0.29) at an integer position.
+    @inline(__always)
+    static func noise(_ x: Int, _ y: Int) -> Double {
+        var h = UInt32(truncatingIfNeeded: x &* 374_761_393 &+ y &* 668_265_263)
+        h = (h ^ (h >> 13)) &* 1_274_126_177
+        h ^= h >> 16
+        return Double(h & 0xFFFF) / 65535 - 0.5
+    }
+}

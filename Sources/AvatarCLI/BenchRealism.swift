@@ -1,0 +1,187 @@
+import ArgumentParser
+import AvatarAnimation
+import AvatarCore
+import AvatarEngines
+import Foundation
+
+/// `avatar bench realism`: objective guards on the mouth the renderer draws, per photo, over every speaking
+/// frame of a clip, and MediaPipe's view of the output pixels.
+struct BenchRealism: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "realism",
+        abstract: "Per photo: flat regions, near-white pixels and interior hue in the mouth box over every speaking frame; MediaPipe on the output frames.",
+        discussion: """
+        Targets: largest flat region (luminance std < 2, connected) in the drawn interior ≤ 1 % of the mouth box, near-white (> 245) \
+        ≤ 0.5 %, interior hue within 25° of the lips' hue, MediaPipe finds the face in every frame and its mouth \
+        opening correlates ≥ 0.8 with the intended one. Default photos: scikit-image's astronaut.png and \
+        matplotlib's grace_hopper.jpg from the engine venv.
+        """)
+
+    @Option(name: .customLong("photo"), help: "A photo (repeat for several).")
+    var photos: [String] = []
+
+    @Option(name: .customLong("landmarks"), help: "The engine host's landmarks JSON for the --photo at the same position (skips the engine host for the rig).")
+    var landmarkFiles: [String] = []
+
+    @Option(help: "Speech (default: the LibriVox clips of pocketsphinx-testdata, joined: 24.7 s).")
+    var audio: String?
+
+    @Option(help: "Phoneme timings of the speech (SpeechTimings JSON).")
+    var timings: String?
+
+    @Flag(help: "Skip the MediaPipe check on the output frames (then no engine host is needed with --landmarks).")
+    var noMediapipe = false
+
+    @Option(help: "Write a contact sheet (PNG or JPEG): one row per photo, columns rest, open vowel, m, f, smile.")
+    var sheet: String?
+
+    @Option(help: "Write every measured frame as JPEG (q80) and openings.csv (frame, intended inner-lip opening) per photo into this folder, for an outside landmark check.")
+    var dumpDir: String?
+
+    @Flag(help: "Only write --sheet / --frames-dir (no measurement).")
+    var sheetOnly = false
+
+    @Option(help: "Write each photo's sheet poses as full 512² PNG frames into this folder.")
+    var framesDir: String?
+
+    func run() async throws {
+        if !landmarkFiles.isEmpty, landmarkFiles.count != photos.count {
+            fail("give one --landmarks per --photo (\(photos.count) photos, \(landmarkFiles.count) landmark files)", code: 2)
+        }
+        if noMediapipe, !landmarkFiles.isEmpty {
+            let settings = try await loadSettings()
+            try await measure(settings, host: nil)
+        } else {
+            try await withEngineHost { engines, settings in try await measure(settings, host: engines.host) }
+        }
+    }
+
+    func measure(_ settings: AvatarSettings, host: EngineHostClient?) async throws {
+        var paths = photos
+        if paths.isEmpty {
+            paths = ["skimage/data/astronaut.png", "matplotlib/mpl-data/sample_data/grace_hopper.jpg"].compactMap { BenchEngines.findInVenv(settings, $0) }
+            guard !paths.isEmpty else { fail("no --photo and neither astronaut.png nor grace_hopper.jpg in the engine venv", code: 2) }
+        }
+        let speech: String
+        if let audio { speech = audio } else { speech = await BenchGenerate.joinedLibriVox() }
+        let sound = try await AudioSamples.load(speech)
+        let speechTimings = try timings.map { try JSONDecoder().decode(SpeechTimings.self, from: Data(contentsOf: URL(fileURLWithPath: $0))) }
+        let track = MouthTrack(timings: speechTimings, audio: sound)
+        print("clip: \(speech) (\(String(format: "%.1f", sound.duration)) s, \(speechTimings == nil ? "audio lip sync" : "phoneme timings"))")
+        print("photo | speaking frames | flat region in the interior worst / median (% of mouth box) | with the lips worst (%) | near-white worst / mean (%) | hue distance mean / worst (°) | MediaPipe face found | opening r")
+        var rows: [[RGBImage]] = []
+        for (index, path) in paths.enumerated() {
+            let name = (path as NSString).lastPathComponent
+            let face: FaceLandmarks
+            if index < landmarkFiles.count {
+                let decoder = JSONDecoder()
+                decoder.keyDecodingStrategy = .convertFromSnakeCase
+                face = try decoder.decode(FaceLandmarks.self, from: Data(contentsOf: URL(fileURLWithPath: landmarkFiles[index])))
+            } else if let host {
+                face = try await landmarksWhenReady(host, image: try Data(contentsOf: URL(fileURLWithPath: path)), filename: name, timeout: settings.engineStartTimeout)
+            } else {
+                fail("no landmarks for \(path)", code: 2)
+            }
+            for warning in face.warnings ?? [] { print("  \(name): note: \(warning)") }
+            let rig = try FaceRig(photo: try await RGBImage.load(path), landmarks: face.landmarks)
+            for warning in rig.warnings { print("  \(name): note: \(warning)") }
+            let renderer = FaceRenderer(rig: rig)
+            print("  \(name): \(renderer.mouthColors)")
+            let encoder = try JPEGEncoder(quality: 80)
+            var jpegs: [[UInt8]] = []
+            if sheetOnly {
+                rows.append(try await sheetRow(renderer, name: name))
+                continue
+            }
+            let dump = dumpDir.map { $0 + "/" + ((name as NSString).deletingPathExtension) }
+            if let dump { try FileManager.default.createDirectory(atPath: dump, withIntermediateDirectories: true) }
+            let summary = try MouthRealismSummary.measure(renderer, track: track) { k, pixels in
+                guard (host != nil && !noMediapipe) || dump != nil else { return }
+                let jpeg = try encoder.encode(pixels, width: FaceRig.size, height: FaceRig.size)
+                if host != nil, !noMediapipe { jpegs.append(jpeg) }
+                if let dump { try Data(jpeg).write(to: URL(fileURLWithPath: dump + String(format: "/%05d.jpg", k))) }
+            }
+            if let dump {
+                let rows = zip(summary.frameIndices, summary.intendedOpening).map { String(format: "%d,%.5f", $0, $1) }
+                try ("frame,intended\n" + rows.joined(separator: "\n") + "\n").write(toFile: dump + "/openings.csv", atomically: true, encoding: .utf8)
+            }
+            var mediapipe = "not run"
+            if let host, !noMediapipe {
+                var measured: [Double] = [], intended: [Double] = []
+                for (k, jpeg) in jpegs.enumerated() {
+                    guard let found = try? await host.landmarks(image: Data(jpeg), multiple: .largest) else { continue }
+                    let p = found.landmarks
+                    measured.append(hypot(p[13][0] - p[14][0], p[13][1] - p[14][1]) / hypot(p[61][0] - p[291][0], p[61][1] - p[291][1]))
+                    intended.append(summary.intendedOpening[k])
+                }
+                mediapipe = String(format: "%d/%d (%.1f %%) | %.2f", measured.count, jpegs.count, 100 * Double(measured.count) / Double(max(jpegs.count, 1)),
+                                   Self.pearson(measured, intended))
+            }
+            print(String(format: "%@ | %d | %.2f / %.2f | %.2f | %.2f / %.3f | %.1f / %.1f (%d frames) | %@", name, summary.frames, 100 * summary.flatWorst, 100 * summary.flatMedian, 100 * summary.flatWithLipsWorst,
+                         100 * summary.whiteWorst, 100 * summary.whiteMean, summary.hueMean, summary.hueWorst, summary.hueFrames, mediapipe))
+            if let framesDir {
+                // The frame with the worst flat region, to look at.
+                let expression = ExpressionTrack(duration: Double(track.shapes.count) / track.fps, emotion: "neutral", intensity: 0)
+                try FileManager.default.createDirectory(atPath: framesDir, withIntermediateDirectories: true)
+                let worst = MouthRealismSummary.pose(summary.flatWorstFrame, expression: expression, track: track)
+                var marked = renderer.render(worst)
+                MouthRealism.markFlatRegion(&marked, points: renderer.deform(worst))
+                try await marked.write(to: framesDir + "/" + ((name as NSString).deletingPathExtension) + "-worst-flat-\(summary.flatWorstFrame).png")
+            }
+            if sheet != nil || framesDir != nil { rows.append(try await sheetRow(renderer, name: name)) }
+        }
+        if let sheet {
+            let cell = rows.first?.first?.width ?? 240
+            var image = RGBImage(width: cell * Self.sheetPoses.count, height: cell * rows.count, fill: (255, 255, 255))
+            for (r, row) in rows.enumerated() {
+                for (c, tile) in row.enumerated() { image.paste(tile, x: c * cell, y: r * cell) }
+            }
+            try await image.write(to: sheet)
+            print("contact sheet: \(sheet) (rows: \(paths.map { ($0 as NSString).lastPathComponent }.joined(separator: ", ")); columns: \(Self.sheetPoses.map(\.0).joined(separator: ", ")))")
+        }
+    }
+
+    /// The sheet's poses for one photo, cropped to the face (and written whole into --frames-dir).
+    func sheetRow(_ renderer: FaceRenderer, name: String) async throws -> [RGBImage] {
+        var row: [RGBImage] = []
+        for (label, pose) in Self.sheetPoses {
+            let frame = renderer.render(pose)
+            if let framesDir {
+                try FileManager.default.createDirectory(atPath: framesDir, withIntermediateDirectories: true)
+                try await frame.write(to: framesDir + "/" + ((name as NSString).deletingPathExtension) + "-" + label + ".png")
+            }
+            row.append(frame.crop(x: 96, y: 128, width: 320, height: 320, scale: 0.75))
+        }
+        return row
+    }
+
+    /// Rest, an open vowel, a closure (m), lower lip to the upper teeth (f), a speaking smile.
+    static var sheetPoses: [(String, FacePose)] {
+        var open = FacePose()
+        open.jawOpen = 0.9
+        open.lipWidth = 0.1
+        var m = FacePose()
+        m.lipClose = 1
+        var f = FacePose()
+        f.lipToTeeth = 1
+        f.jawOpen = 0.15
+        var smile = FacePose()
+        smile.smile = 1
+        smile.jawOpen = 0.35
+        smile.lipWidth = 0.5
+        return [("rest", FacePose()), ("open", open), ("m", m), ("f", f), ("smile", smile)]
+    }
+
+    static func pearson(_ a: [Double], _ b: [Double]) -> Double {
+        let n = min(a.count, b.count)
+        guard n > 2 else { return .nan }
+        let ma = a.prefix(n).reduce(0, +) / Double(n), mb = b.prefix(n).reduce(0, +) / Double(n)
+        var num = 0.0, da = 0.0, db = 0.0
+        for i in 0..<n {
+            num += (a[i] - ma) * (b[i] - mb)
+            da += (a[i] - ma) * (a[i] - ma)
+            db += (b[i] - mb) * (b[i] - mb)
+        }
+        return num / max((da * db).squareRoot(), 1e-12)
+    }
+}
