@@ -58,7 +58,7 @@ struct BenchEngines: AsyncParsableCommand {
         }
         let voicesStats = try await measure { _ = try await host.voices() }
         report("GET /v1/voices", voicesStats, note: "")
-        if let llm = runtime.llm {
+        if let llm = runtime.embeddedLLM {
             var firstToken: [Double] = []
             var rates: [Double] = []
             let total = try await measure {

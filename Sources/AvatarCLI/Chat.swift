@@ -92,7 +92,7 @@ struct LLMSession {
             }
         }
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: LLMChainFactory.failFastConfiguration())
-        let chain = LLMChainFactory.make(settings: settings, embedded: runtime.llm, http: http, policy: policy)
+        let chain = LLMChainFactory.make(settings: settings, embedded: runtime.embeddedLLM, http: http, policy: policy)
         if chain.backends.isEmpty {
             fail("no model configured: set AVATAR_LLM_URL and AVATAR_LLM_MODEL, or enable the embedded model (AVATAR_ENGINES_ENABLED, AVATAR_LLM_EMBEDDED)", code: 2)
         }

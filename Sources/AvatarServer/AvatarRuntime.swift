@@ -15,7 +15,9 @@ public struct AvatarRuntime: Sendable {
     /// Supervises the engine host, the embedded LLM and the managed Redis (nil when engines are off).
     public let supervisor: EngineSupervisor?
     public let engineHost: EngineHostClient?
-    public let llm: OpenAIChatClient?
+    /// The embedded SmolLM2 server's client alone (nil when it is off) — for benches and tests; a conversation
+    /// goes through `chain`.
+    public let embeddedLLM: OpenAIChatClient?
     public let database: AvatarDatabase
     public let cache: CacheManager
     /// The model chain (external model, embedded SmolLM2, canned reply) the API's chats use.
@@ -68,7 +70,7 @@ public struct AvatarRuntime: Sendable {
         return AvatarRuntime(
             settings: settings, logger: logger, http: http,
             supervisor: managed.isEmpty ? nil : EngineSupervisor(engines: managed),
-            engineHost: engineHost, llm: llm, database: database, cache: cache,
+            engineHost: engineHost, embeddedLLM: llm, database: database, cache: cache,
             chain: LLMChainFactory.make(settings: settings, embedded: llm, http: modelHTTP)
         )
     }

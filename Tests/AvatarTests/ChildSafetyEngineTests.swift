@@ -85,7 +85,7 @@ struct ChildSafetyEngineTests {
         let runtime = try await EngineFixture.shared.runtime()
         let supervisor = try #require(runtime.supervisor)
         let llmEngine = try #require(supervisor.engine(named: "llm"))
-        let llm = try #require(runtime.llm)
+        let llm = try #require(runtime.embeddedLLM)
         let restartsBefore = Int(await llmEngine.status().details["restarts"] ?? "0") ?? 0
         let persona = Persona(name: "Lumi", age: 10, interests: ["drawing", "the sea"], style: "cheerful, short sentences", languages: ["en"], childSafe: true)
         let chain = FallbackChain(backends: [OpenAIBackend(name: "embedded", client: llm, capabilities: LLMCapabilities(languages: ["en"]))], policy: RetryPolicy(firstTokenTimeout: .seconds(60)))

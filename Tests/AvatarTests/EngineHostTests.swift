@@ -158,7 +158,7 @@ struct EngineHostTests {
     @Test("One streamed chat completion from the embedded LLM")
     func streamedChat() async throws {
         let runtime = try await EngineFixture.shared.runtime()
-        let llm = try #require(runtime.llm)
+        let llm = try #require(runtime.embeddedLLM)
         var deltas: [String] = []
         for try await delta in llm.stream([.system("You are a friendly assistant."), .user("Say hello in one short sentence.")], options: ChatOptions(maxTokens: 32, temperature: 0)) {
             deltas.append(delta)

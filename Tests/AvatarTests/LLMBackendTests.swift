@@ -26,7 +26,7 @@ struct LLMBackendTests {
     @Test("The embedded model holds a short English conversation through the chain")
     func embeddedConversation() async throws {
         let runtime = try await EngineFixture.shared.runtime()
-        let chain = LLMChainFactory.make(settings: runtime.settings, embedded: runtime.llm, http: .shared, policy: RetryPolicy(attempts: 1, stallTimeout: .seconds(60)))
+        let chain = LLMChainFactory.make(settings: runtime.settings, embedded: runtime.embeddedLLM, http: .shared, policy: RetryPolicy(attempts: 1, stallTimeout: .seconds(60)))
         let persona = Persona(name: "Sam", age: 30, interests: ["sailing"], style: "warm, brief")
         let talk = Conversation(avatarId: "sam", persona: persona, chain: chain, database: try temporaryDatabase(), options: ConversationOptions(contextTokens: 2048, replyTokens: 48, temperature: 0))
         let (segments, first) = try await collect(talk.reply(to: "Hello! My name is Alice. What do you like to do?"))
@@ -106,7 +106,7 @@ struct LLMBackendTests {
         settings.llmURL = "http://127.0.0.1:9"
         settings.llmModel = "qwen2.5:1.5b"
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: LLMChainFactory.failFastConfiguration())
-        let chain = LLMChainFactory.make(settings: settings, embedded: runtime.llm, http: http, policy: RetryPolicy(attempts: 2, backoff: .milliseconds(100), stallTimeout: .seconds(60)))
+        let chain = LLMChainFactory.make(settings: settings, embedded: runtime.embeddedLLM, http: http, policy: RetryPolicy(attempts: 2, backoff: .milliseconds(100), stallTimeout: .seconds(60)))
         #expect(chain.backends.map(\.name) == ["ollama:qwen2.5:1.5b", "embedded:smollm2-135m"])
         let started = ContinuousClock.now
         var firstToken: Duration?
