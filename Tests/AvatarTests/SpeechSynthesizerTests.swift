@@ -65,17 +65,18 @@ struct SpeechSynthesizerTests {
         let host = try #require(try await EngineFixture.shared.runtime().engineHost)
         let text = language == "ru" ? Self.russian : Self.english
         var segments: [SpeechSegment] = []
+        var received: [ContinuousClock.Instant] = []
         for try await segment in synth.stream(text, options: SynthesisOptions(voice: voice, language: language)) {
             segments.append(segment)
+            received.append(.now)
         }
         #expect(segments.map(\.index) == [0, 1, 2])
         #expect(segments.map(\.text) == SentenceSplitter.split(text))
-        // The first sentence is ready before the whole text could have been synthesised: sooner than one
-        // request for all of it takes.
-        let whole = ContinuousClock.now
-        _ = try await host.speech(text: text, voice: voice)
-        let wholeSeconds = (ContinuousClock.now - whole) / .seconds(1)
-        #expect(segments[0].latency < wholeSeconds, "first sentence after \(segments[0].latency) s, the whole text in one request \(wholeSeconds) s")
+        // Streamed, not synthesised whole and then handed out: the first sentence reaches the caller while the
+        // last is still being synthesised (a stream that yields only at the end would deliver all three at once).
+        let head = (received[2] - received[0]) / .seconds(1)
+        print(String(format: "%@: the first sentence arrived %.2f s before the last", voice, head))
+        #expect(head > 0.05, "the first sentence arrived only \(head) s before the last")
         var heard: [String] = []
         for segment in segments {
             let timings = try #require(segment.timings, "no timings from \(voice)")
