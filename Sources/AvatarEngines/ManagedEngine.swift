@@ -234,7 +234,7 @@ public actor ManagedEngine: EngineEndpoint {
         defer { try? handle.close() }
         let size = handle.seekToEndOfFile()
         handle.seek(toFileOffset: size > 2048 ? size - 2048 : 0)
-        let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+        let text = String(decoding: (try? handle.read(upToCount: 2048)) ?? Data(), as: UTF8.self)
         return text.split(separator: "\n").last.map { String($0.prefix(300)) }
     }
 }
