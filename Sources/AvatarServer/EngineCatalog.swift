@@ -7,10 +7,19 @@ import Foundation
 /// The engines `avatar serve` supervises, built from the settings.
 enum EngineCatalog {
     /// Environment for every engine: no hub downloads at run time, unbuffered logs.
-    static let offlineEnvironment: [String: String] = [
-        "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-        "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
-    ]
+    /// The engine code of the checkout `avatar serve` runs from comes first on the import path, so a venv shared
+    /// by two checkouts (whose `.pth` names the one that ran `avatar setup` last) still runs this checkout's code.
+    static let offlineEnvironment: [String: String] = {
+        var environment = [
+            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+            "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
+        ]
+        let engineCode = FileManager.default.currentDirectoryPath + "/engine"
+        if FileManager.default.fileExists(atPath: engineCode + "/avatar_engine/__init__.py") {
+            environment["PYTHONPATH"] = engineCode
+        }
+        return environment
+    }()
 
     static func engineHost(_ settings: AvatarSettings, client: HTTPClient) -> ProcessSpec {
         let python = settings.pythonPath

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import AvatarCore
+import AvatarEngines
 import Foundation
 import NIOCore
 import Testing
@@ -176,7 +177,8 @@ struct ServeCrashTests {
 /// A spawned `avatar serve` with engines off, in its own home.
 final class ServeAPIServer: @unchecked Sendable {
     let process = Process()
-    let port = Int.random(in: 20000..<40000)
+    /// The kernel's choice of a free port (a random one can collide with an engine another test left listening).
+    let port = PortAllocator.freeLoopbackPort()
     let home: String
     /// Settings over the default test ones (engines off, Redis off).
     let overrides: [String: String]

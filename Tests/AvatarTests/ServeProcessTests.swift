@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import AvatarCore
+import AvatarEngines
 import Foundation
 import Testing
 
@@ -56,7 +57,8 @@ struct ServeProcessTests {
 
     @Test("Kill the engine host under a running server: /readyz shows it down, then ready within 10 s")
     func engineHostRestart() async throws {
-        let port = Int.random(in: 20000..<40000)
+        // The kernel's choice of a free port: a random one can collide with an engine another test left listening.
+        let port = PortAllocator.freeLoopbackPort()
         let dataDir = temporaryDirectory("avatar-serve")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
@@ -74,13 +76,13 @@ struct ServeProcessTests {
 
         let url = "http://127.0.0.1:\(port)/readyz"
         // First start loads every model: allow the configured start timeout.
-        var engine = try await waitForEngine(url, timeout: 240) { $0["state"] as? String == "ready" }
+        var engine = try await waitForEngine(url, timeout: 240, process: process, log: log) { $0["state"] as? String == "ready" }
         let pid = try #require((engine["details"] as? [String: String])?["pid"].flatMap { Int32($0) })
         #expect(kill(pid, SIGKILL) == 0)
         let killed = ContinuousClock.now
-        engine = try await waitForEngine(url, timeout: 5) { $0["state"] as? String != "ready" }
+        engine = try await waitForEngine(url, timeout: 5, process: process, log: log) { $0["state"] as? String != "ready" }
         print("engine-host after kill: \(engine["state"] ?? "?") — \(engine["reason"] ?? "")")
-        engine = try await waitForEngine(url, timeout: 15) { $0["state"] as? String == "ready" }
+        engine = try await waitForEngine(url, timeout: 15, process: process, log: log) { $0["state"] as? String == "ready" }
         let recovered = ContinuousClock.now - killed
         print("engine-host ready again after \(recovered)")
         #expect(recovered < .seconds(10))
@@ -103,23 +105,35 @@ struct ServeProcessTests {
         #expect(logText.contains("\"hb.request.id\""), "request id missing from the JSON request logs")
     }
 
-    /// Polls `/readyz` until the engine-host component satisfies `condition`.
-    func waitForEngine(_ url: String, timeout: Double, _ condition: ([String: Any]) -> Bool) async throws -> [String: Any] {
+    /// Polls `/readyz` until the engine-host component satisfies `condition`; a server that exits ends the wait
+    /// at once, with the end of its log.
+    func waitForEngine(_ url: String, timeout: Double, process: Process, log: String, _ condition: ([String: Any]) -> Bool) async throws -> [String: Any] {
         let deadline = ContinuousClock.now + .seconds(timeout)
         var last = "no answer"
         while ContinuousClock.now < deadline {
+            guard process.isRunning else {
+                let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+                throw TestFailure("avatar serve exited (status \(process.terminationStatus)): \(text.suffix(1500))")
+            }
             var request = HTTPClientRequest(url: url)
             request.method = .GET
-            if let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(2)),
-               let body = try? await response.body.collect(upTo: 1 << 20),
-               let object = try? JSONSerialization.jsonObject(with: Data(String(buffer: body).utf8)) as? [String: Any],
-               let components = object["components"] as? [[String: Any]],
-               let engine = components.first(where: { $0["name"] as? String == "engine-host" }) {
-                if condition(engine) { return engine }
-                last = "\(engine["state"] ?? "?"): \(engine["reason"] ?? "")"
+            do {
+                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(2))
+                let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
+                if let object = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any],
+                   let components = object["components"] as? [[String: Any]],
+                   let engine = components.first(where: { $0["name"] as? String == "engine-host" }) {
+                    if condition(engine) { return engine }
+                    last = "\(engine["state"] ?? "?"): \(engine["reason"] ?? "")"
+                } else {
+                    last = "HTTP \(response.status.code) without an engine-host component: \(body.prefix(300))"
+                }
+            } catch {
+                last = "no answer (\(error))"
             }
             try await Task.sleep(for: .milliseconds(100))
         }
-        throw TestFailure("engine-host did not reach the expected state within \(timeout) s (last: \(last))")
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        throw TestFailure("engine-host did not reach the expected state within \(timeout) s (last: \(last)); log: \(text.suffix(1500))")
     }
 }
