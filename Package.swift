@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
         // Already in the graph through async-http-client; SHA-256 for token hashes and content-hash file names.
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        // The live session's WebSocket (server in AvatarServer; client in `avatar bench session` and the tests).
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
     ],
     targets: [
         // Domain types, settings and the error protocol every module shares.
@@ -113,9 +115,10 @@ let package = Package(
         .target(
             name: "AvatarServer",
             dependencies: [
-                "AvatarCore", "AvatarEngines", "AvatarStore", "AvatarCache", "AvatarMedia", "AvatarAnimation", "AvatarConversation", "AvatarVoice",
+                "AvatarCore", "AvatarEngines", "AvatarStore", "AvatarCache", "AvatarMedia", "AvatarAnimation", "AvatarConversation", "AvatarVoice", "AvatarSpeech",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -127,6 +130,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -138,6 +142,7 @@ let package = Package(
                 "AvatarCore", "AvatarEngines", "AvatarServer", "AvatarStore", "AvatarCache", "AvatarSetup", "AvatarAnimation", "AvatarConversation", "AvatarSpeech", "AvatarVoice", "AvatarMedia",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],

@@ -51,8 +51,16 @@ public actor TalkingHead {
     /// - Parameter timings: the synthesizer's phoneme timings for these samples, in seconds from the chunk's
     ///   first sample. With them the lips follow the phonemes (visemes, closures for m/b/p, co-articulation)
     ///   and the jaw still follows the loudness a little; without them the audio alone drives the mouth.
-    public func push(_ samples: [Float], timings: SpeechTimings? = nil) {
-        if speechStart == nil {
+    /// - Returns: where the samples start on the stream's 16 kHz sample clock (frame `k` begins at sample
+    ///   `k · 16000 / fps`), so a client can play them in step with the frames.
+    @discardableResult
+    public func push(_ samples: [Float], timings: SpeechTimings? = nil) -> Int {
+        if let start = speechStart {
+            // An underrun (the next clause came late): the frames already went past the pending speech, so the new
+            // audio starts at the next frame, after silence, instead of at a time that has already been shown.
+            let due = Int(Double(clock - start) / fps * 16000)
+            if due > speech.count { speech += [Float](repeating: 0, count: due - speech.count) }
+        } else {
             speechStart = clock
             utteranceFinished = false
             estimator.resetMotion()
@@ -61,8 +69,16 @@ public actor TalkingHead {
         if let timings, !timings.phonemes.isEmpty {
             visemes.append(timings.shifted(by: Double(speech.count) / 16000))
         }
+        let position = Int(Double(speechStart ?? clock) / fps * 16000) + speech.count
         speech += samples
+        return position
     }
+
+    /// The index of the next frame `nextFrame()` renders.
+    public var frameClock: Int { clock }
+
+    /// Whether speech is pending or being shown.
+    public var isSpeaking: Bool { speechStart != nil }
 
     /// No more audio for this utterance: its last frames no longer wait for look-ahead.
     public func finishUtterance() {

@@ -61,6 +61,11 @@ public actor Conversation {
     let facts = FactExtractor()
     /// The messages sent to the model for the latest reply (for diagnostics and tests).
     public private(set) var lastPrompt: [ChatMessage] = []
+    /// Replies are numbered so an interruption amends the right one, whether or not it was stored yet.
+    private var replyCount = 0
+    /// Stored assistant rows per reply, and replies whose memory an interruption already set.
+    private var storedReply: [Int: Int64] = [:]
+    private var amendedReplies: [Int: String] = [:]
 
     public init(avatarId: String, persona: Persona, chain: FallbackChain, database: AvatarDatabase, cache: ResponseCache? = nil, options: ConversationOptions = ConversationOptions(), safety: ChildSafetyGuard = ChildSafetyGuard()) {
         self.safety = safety
@@ -77,7 +82,8 @@ public actor Conversation {
         AsyncThrowingStream { continuation in
             let task = Task {
                 do {
-                    try await self.produce(message) { continuation.yield($0) }
+                    let number = await self.nextReplyNumber()
+                    try await self.produce(message, reply: number) { continuation.yield($0) }
                     continuation.finish()
                 } catch {
                     continuation.finish(throwing: error)
@@ -87,7 +93,24 @@ public actor Conversation {
         }
     }
 
-    private func produce(_ message: String, emit: @Sendable (ConversationEvent) -> Void) async throws {
+    private func nextReplyNumber() -> Int {
+        replyCount += 1
+        return replyCount
+    }
+
+    /// Barge-in: the latest reply was cut off, and the person heard only `heard` of it. The memory keeps just that
+    /// (nothing, when nothing was heard) — now if the reply was stored already, else when it is.
+    public func amendLatestReply(heard: String) throws {
+        let number = replyCount
+        guard number > 0 else { return }
+        let heard = heard.trimmingCharacters(in: .whitespacesAndNewlines)
+        amendedReplies[number] = heard
+        if let row = storedReply[number] {
+            if heard.isEmpty { try database.deleteTurn(id: row) } else { try database.updateTurnText(id: row, text: heard) }
+        }
+    }
+
+    private func produce(_ message: String, reply number: Int, emit: @Sendable (ConversationEvent) -> Void) async throws {
         let language = LanguageGuess.detect(message)
         let userEmotion = emotions.detect(message)
         var metadata = ReplyMetadata(text: "", language: language, userEmotion: userEmotion, emotion: .neutral, chain: nil, moderated: nil, cached: false, capabilityNotice: nil)
@@ -100,7 +123,7 @@ public actor Conversation {
         if let category = inputVerdict.category {
             let redirect = ChildSafetyModerator.redirect(category, persona: persona, language: language)
             metadata.moderated = category
-            try finish(redirect, segments: nil, metadata: metadata, emit: emit)
+            try finish(redirect, segments: nil, metadata: metadata, reply: number, emit: emit)
             return
         }
         for fact in facts.facts(in: message) {
@@ -115,7 +138,7 @@ public actor Conversation {
         let usesPersonalMemory = !memory.facts.isEmpty || !memory.summary.isEmpty
         if let cache, let answer = await cache.lookup(persona: cacheScope, language: language, question: message) {
             metadata.cached = true
-            try finish(answer, segments: nil, metadata: metadata, emit: emit)
+            try finish(answer, segments: nil, metadata: metadata, reply: number, emit: emit)
             return
         }
 
@@ -154,18 +177,18 @@ public actor Conversation {
             // The unsafe clause was never shown, spoken or stored: what was said stays, and the redirection (a fixed
             // script for self-harm, secrecy, meeting, personal data and sexual topics) follows it.
             let redirect = ChildSafetyModerator.redirect(category, persona: persona, language: language)
-            try finish(redirect, segments: spoken, metadata: metadata, emit: emit)
+            try finish(redirect, segments: spoken, metadata: metadata, reply: number, emit: emit)
             return
         }
         let reply = spoken.map(\.text).joined(separator: " ")
-        try finish(reply, segments: spoken, metadata: metadata, emit: emit)
+        try finish(reply, segments: spoken, metadata: metadata, reply: number, emit: emit)
         if let cache, let status, status.backend != nil, !status.usedFallback, !status.interrupted {
             await cache.store(persona: cacheScope, language: language, question: message, answer: reply, usedPersonalMemory: usesPersonalMemory)
         }
     }
 
     /// Emits `text` as segments (unless they were already streamed), stores the turn and the metadata.
-    private func finish(_ text: String, segments alreadySpoken: [SpeakableSegment]?, metadata: ReplyMetadata, emit: @Sendable (ConversationEvent) -> Void) throws {
+    private func finish(_ text: String, segments alreadySpoken: [SpeakableSegment]?, metadata: ReplyMetadata, reply number: Int, emit: @Sendable (ConversationEvent) -> Void) throws {
         var metadata = metadata
         var shown = alreadySpoken?.map(\.text) ?? []
         if alreadySpoken == nil || metadata.moderated != nil {
@@ -177,7 +200,11 @@ public actor Conversation {
         }
         metadata.text = shown.joined(separator: " ")
         metadata.emotion = EmotionDetector.replyEmotion(for: metadata.userEmotion, replyText: metadata.text, detector: emotions)
-        _ = try database.appendTurn(StoredTurn(avatarId: avatarId, role: "assistant", text: metadata.text))
+        // An interruption that came first decides what is remembered of this reply.
+        let remembered = amendedReplies[number] ?? metadata.text
+        if !remembered.isEmpty {
+            storedReply[number] = try database.appendTurn(StoredTurn(avatarId: avatarId, role: "assistant", text: remembered)).id
+        }
         emit(.done(metadata))
     }
 

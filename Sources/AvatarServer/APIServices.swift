@@ -30,10 +30,13 @@ public final class APIServices: Sendable {
     public let limits: APILimits
     let limiter: RateLimiter
     let conversations: ConversationRegistry
+    /// The live WebSocket sessions.
+    let sessions: SessionHub
     /// Whether videos get the visible "AI-generated" label (`AVATAR_VIDEO_LABEL`).
     var provenanceLabel: Bool { runtime.settings.videoLabel }
 
-    public init(runtime: AvatarRuntime, limits: APILimits = APILimits()) throws {
+    public init(runtime: AvatarRuntime, limits: APILimits = APILimits(), sessionLimits: SessionLimits = SessionLimits()) throws {
+        sessions = SessionHub(limits: sessionLimits)
         self.runtime = runtime
         self.limits = limits
         media = try MediaFiles(root: runtime.settings.dataDir + "/media")

@@ -161,19 +161,10 @@ public final class JobQueue: Service, Sendable {
         let database = runtime.database
         let input = try APIJSON.decoder.decode(VideoJobInput.self, from: Data(job.input.utf8))
         guard let avatar = try database.avatar(id: job.avatarId, accountId: job.accountId) else { throw Failure(userMessage: "the avatar was deleted") }
-        guard let stateJSON = avatar.photo, let state = try? APIJSON.decoder.decode(PhotoState.self, from: Data(stateJSON.utf8)),
-              let photo = try database.media(id: state.mediaId, accountId: job.accountId),
-              let landmarksRecord = try database.media(id: state.landmarksMediaId, accountId: job.accountId),
-              let landmarksData = FileManager.default.contents(atPath: services.media.absolute(landmarksRecord.path)) else {
+        guard let host = runtime.engineHost else { throw Failure(userMessage: "the engines are disabled (AVATAR_ENGINES_ENABLED=false)") }
+        guard let rig = try await AvatarFace.rig(of: avatar, accountId: job.accountId, services: services) else {
             throw Failure(userMessage: "the avatar's photo is gone; upload a photo and start the video again")
         }
-        guard let host = runtime.engineHost else { throw Failure(userMessage: "the engines are disabled (AVATAR_ENGINES_ENABLED=false)") }
-        let face = try JSONDecoder().decode(FaceLandmarks.self, from: landmarksData)
-        let swap = state.orientation >= 5
-        let header = ImageHeader(format: ImageFormat(rawValue: state.format) ?? .png, width: swap ? state.height : state.width,
-                                 height: swap ? state.width : state.height, orientation: state.orientation)
-        let image = try await PhotoDecoder.decode(path: services.media.absolute(photo.path), header: header)
-        let rig = try FaceRig(photo: image, landmarks: face.landmarks)
 
         let work = services.media.tempDirectory + "/job-\(job.id)"
         try? FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)

@@ -45,6 +45,20 @@ extension AvatarDatabase {
         }
     }
 
+    /// Replaces a stored turn's text (an interrupted reply keeps only what the person heard).
+    public func updateTurnText(id: Int64, text: String) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE conversationTurn SET text = ? WHERE id = ?", arguments: [text, id])
+        }
+    }
+
+    /// Deletes a stored turn (a reply interrupted before any of it was heard).
+    public func deleteTurn(id: Int64) throws {
+        try pool.write { db in
+            _ = try StoredTurn.deleteOne(db, key: id)
+        }
+    }
+
     /// Turns after `afterId`, oldest first.
     public func turns(avatarId: String, after afterId: Int64 = 0) throws -> [StoredTurn] {
         try pool.read { db in
