@@ -107,8 +107,18 @@ public actor TalkingHead {
         expression.saccades = saccades
     }
 
+    /// Advances the clock by one frame without drawing it (the renderer fell behind real time): the mouth, the
+    /// emotions and the speech position move on as if it had been shown, so the audio stays in step.
+    public func skipFrame() {
+        _ = try? advance(render: false)
+    }
+
     /// Renders the frame for the next 40 ms of the clock.
     public func nextFrame() throws -> VideoFrame {
+        try advance(render: true)
+    }
+
+    private func advance(render: Bool) throws -> VideoFrame {
         let index = clock
         clock += 1
         let time = Double(index) / fps
@@ -136,6 +146,7 @@ public actor TalkingHead {
         pose.brows = brows + 0.25 * attention
         pose.headRoll += 0.035 * attention
         pose.gaze = Point2.mix(pose.gaze, Point2(0, 0), attention)
+        guard render else { return VideoFrame(index: index, time: time, jpeg: [], speaking: speaking, jawOpen: mouth.open) }
         renderer.render(pose, into: &frame)
         let jpeg = try frame.withUnsafeBufferPointer { try encoder.encode($0.baseAddress!, width: FaceRig.size, height: FaceRig.size) }
         return VideoFrame(index: index, time: time, jpeg: jpeg, speaking: speaking, jawOpen: mouth.open)

@@ -107,6 +107,9 @@ public actor Conversation {
         amendedReplies[number] = heard
         if let row = storedReply[number] {
             if heard.isEmpty { try database.deleteTurn(id: row) } else { try database.updateTurnText(id: row, text: heard) }
+        } else if !heard.isEmpty {
+            // Stored now, right after its question, before the person's next message; the reply's own end stores nothing.
+            storedReply[number] = try database.appendTurn(StoredTurn(avatarId: avatarId, role: "assistant", text: heard)).id
         }
     }
 
@@ -200,11 +203,12 @@ public actor Conversation {
         }
         metadata.text = shown.joined(separator: " ")
         metadata.emotion = EmotionDetector.replyEmotion(for: metadata.userEmotion, replyText: metadata.text, detector: emotions)
-        // An interruption that came first decides what is remembered of this reply.
-        let remembered = amendedReplies[number] ?? metadata.text
-        if !remembered.isEmpty {
-            storedReply[number] = try database.appendTurn(StoredTurn(avatarId: avatarId, role: "assistant", text: remembered)).id
+        // An interruption that came first has already decided what is remembered of this reply.
+        if amendedReplies[number] == nil {
+            storedReply[number] = try database.appendTurn(StoredTurn(avatarId: avatarId, role: "assistant", text: metadata.text)).id
         }
+        storedReply = storedReply.filter { $0.key > number - 4 }
+        amendedReplies = amendedReplies.filter { $0.key > number - 4 }
         emit(.done(metadata))
     }
 

@@ -10,15 +10,16 @@ public let avatarVersion = "0.1.0"
 
 /// Builds the HTTP application around a runtime. Tests build the same app with their own settings;
 /// `superviseEngines: false` when the runtime's supervisor already runs elsewhere (the tests' shared engines).
+/// `port` overrides the settings' (0: any free port, for tests that need a real socket).
 public func buildApplication(runtime: AvatarRuntime, limits: APILimits = APILimits(), sessionLimits: SessionLimits = SessionLimits(),
-                             superviseEngines: Bool = true) throws -> some ApplicationProtocol {
+                             superviseEngines: Bool = true, port: Int? = nil) throws -> some ApplicationProtocol {
     let services = try APIServices(runtime: runtime, limits: limits, sessionLimits: sessionLimits)
     let jobs = JobQueue(services: services, workers: runtime.settings.videoWorkers)
     let router = buildRouter(runtime: runtime, services: services, jobs: jobs)
     var app = Application(
         router: router,
         server: .http1WebSocketUpgrade(webSocketRouter: buildSessionRouter(services: services)),
-        configuration: .init(address: .hostname(runtime.settings.host, port: runtime.settings.port), serverName: "avatar"),
+        configuration: .init(address: .hostname(runtime.settings.host, port: port ?? runtime.settings.port), serverName: "avatar"),
         logger: runtime.logger
     )
     if superviseEngines, let supervisor = runtime.supervisor {

@@ -96,6 +96,8 @@ actor LiveSession {
     /// Token bucket for messages per second.
     private var bucket: Double
     private var bucketUpdated = ContinuousClock.now
+    /// Frames the renderer could not draw in time.
+    private(set) var skippedFrames = 0
     let limits: SessionLimits
 
     /// What the current turn has sent, to know what the person heard when it is cut off.
@@ -450,14 +452,18 @@ actor LiveSession {
         var deadline = clock.now
         var sequence: UInt32 = 0
         while !Task.isCancelled {
+            // Behind real time (a busy CPU): frames are skipped, never the clock, so the face stays on the audio.
+            while clock.now - deadline > .milliseconds(40) {
+                await head.skipFrame()
+                skippedFrames += 1
+                deadline += .milliseconds(40)
+            }
             guard let frame = try? await head.nextFrame() else { break }
             let header = MediaHeader(kind: .videoFrame, flags: frame.speaking ? MediaHeader.speakingFlag : 0,
                                      turn: UInt32(turn), sequence: sequence, position: UInt32(frame.index))
             sequence &+= 1
             if await outbox.offerVideo(header.encoded(payload: frame.jpeg)) { frameSent(speaking: frame.speaking) }
             deadline += .milliseconds(40)
-            // Starved of CPU for a while: carry on from now rather than render a burst.
-            if clock.now - deadline > .milliseconds(400) { deadline = clock.now }
             try? await clock.sleep(until: deadline)
         }
     }
