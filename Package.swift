@@ -130,6 +130,7 @@ let package = Package(
         .target(
             name: "AvatarSessionClient",
             dependencies: [
+                "AvatarCore",
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -7,7 +7,7 @@ import Logging
 
 /// `avatar bench …`: benchmarks as commands, not as timed tests.
 struct Bench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Measure latency and throughput.", subcommands: [BenchEngines.self, BenchLLM.self, BenchRender.self, BenchGenerate.self, BenchRealism.self, BenchASR.self, BenchTTS.self, BenchSafety.self, BenchAPI.self])
+    static let configuration = CommandConfiguration(abstract: "Measure latency and throughput.", subcommands: [BenchEngines.self, BenchLLM.self, BenchRender.self, BenchGenerate.self, BenchRealism.self, BenchASR.self, BenchTTS.self, BenchSafety.self, BenchAPI.self, BenchSession.self])
 }
 
 /// `avatar bench engines`: starts the engines like `serve` does, then times each endpoint.

@@ -10,79 +10,6 @@ import NIOCore
 import Synchronization
 import Testing
 
-/// A session client whose events are collected in the background, for polling with deadlines.
-final class SessionProbe: Sendable {
-    let client: SessionClient
-    private let log = Locked<[SessionClient.Event]>([])
-    private let reader: Task<Void, Never>
-
-    init(_ client: SessionClient) {
-        self.client = client
-        let log = self.log
-        reader = Task { for await event in client.events { log.withLock { $0.append(event) } } }
-    }
-
-    static func open(port: Int, token: String?, avatar: String, resume: String? = nil) async throws -> SessionProbe {
-        let probe = SessionProbe(try await SessionClient.connect(port: port))
-        var hello: [String: Any] = ["type": "hello", "avatar": avatar, "language": "en"]
-        if let token { hello["token"] = token }
-        if let resume { hello["resume"] = resume }
-        try await probe.client.send(hello)
-        return probe
-    }
-
-    var events: [SessionClient.Event] { log.withLock { $0 } }
-
-    var messages: [[String: Any]] {
-        events.compactMap { if case .message(let text, _) = $0 { return SessionClient.object(text) } else { return nil } }
-    }
-
-    func messages(_ type: String) -> [[String: Any]] { messages.filter { $0["type"] as? String == type } }
-
-    var frames: [(turn: Int, index: Int, speaking: Bool, jpeg: [UInt8])] {
-        events.compactMap { if case .frame(let turn, let index, let speaking, let jpeg, _) = $0 { return (turn, index, speaking, jpeg) } else { return nil } }
-    }
-
-    var audio: [(turn: Int, position: Int, samples: [Int16])] {
-        events.compactMap { if case .audio(let turn, let position, let samples, _) = $0 { return (turn, position, samples) } else { return nil } }
-    }
-
-    var closed: (code: Int?, reason: String)? {
-        for event in events { if case .closed(let code, let reason) = event { return (code, reason) } }
-        return nil
-    }
-
-    /// Waits until `condition` holds; fails with what arrived when it does not within `timeout`.
-    @discardableResult
-    func wait(_ what: String, timeout: Double, _ condition: (SessionProbe) -> Bool) async throws -> SessionProbe {
-        let deadline = ContinuousClock.now + .seconds(timeout)
-        while ContinuousClock.now < deadline {
-            if condition(self) { return self }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        let types = messages.map { "\($0["type"] ?? "?")" + (($0["code"] as? String).map { ":\($0)" } ?? "") }
-        throw TestFailure("\(what): not within \(timeout) s (messages: \(types.suffix(30)); closed: \(String(describing: closed)))")
-    }
-
-    func turnEnd(_ turn: Int) -> [String: Any]? { messages("turn_end").first { $0["turn"] as? Int == turn } }
-
-    /// Streams 16 kHz samples at real-time pace in 100 ms frames.
-    func speak(_ samples: [Float], chunk: Int = 1600) async throws {
-        let clock = ContinuousClock()
-        var next = clock.now
-        for start in stride(from: 0, to: samples.count, by: chunk) {
-            try await client.sendMic(samples[start..<min(start + chunk, samples.count)])
-            next += .milliseconds(Int64(chunk * 1000 / 16000))
-            try await clock.sleep(until: next)
-        }
-    }
-
-    func close() async {
-        await client.close()
-        reader.cancel()
-    }
-}
-
 @Suite("Live session over WebSocket (real engines)", .serialized)
 struct SessionTests {
     /// The app on a real port with the shared engines, an owner token and an avatar with the astronaut's photo.
@@ -112,7 +39,7 @@ struct SessionTests {
     @Test("Text turn: reply text, audio and speaking frames that cover the audio ± 80 ms; idle frames before; per-stage timings")
     func textTurn() async throws {
         try await withServer { port, harness, avatar in
-            let probe = try await SessionProbe.open(port: port, token: harness.owner, avatar: avatar)
+            let probe = try await SessionRecorder.open(port: port, token: harness.owner, avatar: avatar)
             defer { Task { await probe.close() } }
             try await probe.wait("ready", timeout: 20) { !$0.messages("ready").isEmpty }
             let ready = try #require(probe.messages("ready").first)
@@ -160,7 +87,7 @@ struct SessionTests {
     @Test("Voice turn: a LibriVox clip streamed in real time → partials, a final with WER ≤ 10 %, then a reply")
     func voiceTurn() async throws {
         try await withServer { port, harness, avatar in
-            let probe = try await SessionProbe.open(port: port, token: harness.owner, avatar: avatar)
+            let probe = try await SessionRecorder.open(port: port, token: harness.owner, avatar: avatar)
             defer { Task { await probe.close() } }
             try await probe.wait("ready", timeout: 20) { !$0.messages("ready").isEmpty }
             let (samples, reference) = try await Self.clip(0)
@@ -182,7 +109,7 @@ struct SessionTests {
     @Test("Barge-in: speaking over the avatar cuts the turn; the memory keeps only what was heard")
     func bargeIn() async throws {
         try await withServer { port, harness, avatar in
-            let probe = try await SessionProbe.open(port: port, token: harness.owner, avatar: avatar)
+            let probe = try await SessionRecorder.open(port: port, token: harness.owner, avatar: avatar)
             defer { Task { await probe.close() } }
             try await probe.wait("ready", timeout: 20) { !$0.messages("ready").isEmpty }
             let question = "Please tell me a long story about a sailor, the sea and a lighthouse."
@@ -227,7 +154,7 @@ struct SessionTests {
     @Test("Bad input gets an error and the socket stays usable; bad token 4401, unknown avatar 4404, no hello 4400")
     func badInput() async throws {
         try await withServer { port, harness, avatar in
-            let probe = try await SessionProbe.open(port: port, token: harness.owner, avatar: avatar)
+            let probe = try await SessionRecorder.open(port: port, token: harness.owner, avatar: avatar)
             defer { Task { await probe.close() } }
             try await probe.wait("ready", timeout: 20) { !$0.messages("ready").isEmpty }
             try await probe.client.sendText("{not json")
@@ -244,16 +171,16 @@ struct SessionTests {
             #expect(probe.messages("pong").first?["t"] as? Double == 42)
             #expect(probe.closed == nil)
 
-            let badToken = try await SessionProbe.open(port: port, token: "avt_00000000_" + String(repeating: "0", count: 64), avatar: avatar)
+            let badToken = try await SessionRecorder.open(port: port, token: "avt_00000000_" + String(repeating: "0", count: 64), avatar: avatar)
             try await badToken.wait("closed", timeout: 10) { $0.closed != nil }
             #expect(badToken.closed?.code == 4401, "\(String(describing: badToken.closed))")
-            let unknown = try await SessionProbe.open(port: port, token: harness.owner, avatar: "no-such-avatar")
+            let unknown = try await SessionRecorder.open(port: port, token: harness.owner, avatar: "no-such-avatar")
             try await unknown.wait("closed", timeout: 10) { $0.closed != nil }
             #expect(unknown.closed?.code == 4404)
-            let other = try await SessionProbe.open(port: port, token: harness.other, avatar: avatar)
+            let other = try await SessionRecorder.open(port: port, token: harness.other, avatar: avatar)
             try await other.wait("closed", timeout: 10) { $0.closed != nil }
             #expect(other.closed?.code == 4404, "another account's avatar is not found")
-            let noHello = SessionProbe(try await SessionClient.connect(port: port))
+            let noHello = SessionRecorder(try await SessionClient.connect(port: port))
             try await noHello.client.send(["type": "text", "text": "hi"])
             try await noHello.wait("closed", timeout: 10) { $0.closed != nil }
             #expect(noHello.closed?.code == 4400)
@@ -263,8 +190,8 @@ struct SessionTests {
     @Test("Two sessions on one avatar do not mix; a reconnect within 60 s resumes the turn numbering; idle frames keep coming")
     func concurrentAndResume() async throws {
         try await withServer { port, harness, avatar in
-            let first = try await SessionProbe.open(port: port, token: harness.owner, avatar: avatar)
-            let second = try await SessionProbe.open(port: port, token: harness.owner, avatar: avatar)
+            let first = try await SessionRecorder.open(port: port, token: harness.owner, avatar: avatar)
+            let second = try await SessionRecorder.open(port: port, token: harness.owner, avatar: avatar)
             try await first.wait("ready", timeout: 20) { !$0.messages("ready").isEmpty }
             try await second.wait("ready", timeout: 20) { !$0.messages("ready").isEmpty }
             #expect(first.messages("ready").first?["session"] as? String != second.messages("ready").first?["session"] as? String)
@@ -282,7 +209,7 @@ struct SessionTests {
             let session = try #require(first.messages("ready").first?["session"] as? String)
             await first.close()
             try await Task.sleep(for: .milliseconds(300))
-            let again = try await SessionProbe.open(port: port, token: harness.owner, avatar: avatar, resume: session)
+            let again = try await SessionRecorder.open(port: port, token: harness.owner, avatar: avatar, resume: session)
             defer { Task { await again.close() } }
             try await again.wait("ready", timeout: 20) { !$0.messages("ready").isEmpty }
             #expect(again.messages("ready").first?["resumed"] as? Bool == true)
@@ -295,7 +222,7 @@ struct SessionTests {
     @Test("Idle for 10 s: frames keep coming (no gap of 2 s) and the face never freezes")
     func idleFrames() async throws {
         try await withServer { port, harness, avatar in
-            let probe = try await SessionProbe.open(port: port, token: harness.owner, avatar: avatar)
+            let probe = try await SessionRecorder.open(port: port, token: harness.owner, avatar: avatar)
             defer { Task { await probe.close() } }
             try await probe.wait("ready", timeout: 20) { !$0.messages("ready").isEmpty }
             try await probe.wait("first frame", timeout: 10) { !$0.frames.isEmpty }

@@ -98,11 +98,17 @@ actor LiveSession {
     private var bucketUpdated = ContinuousClock.now
     /// Frames the renderer could not draw in time.
     private(set) var skippedFrames = 0
+    /// The last 100 ms of the mic, for the echo gate.
+    private var recentMic: [Float] = []
+    /// The utterance under way was taken for the avatar's own voice coming back: its transcript is dropped.
+    private var echoUtterance = false
+    /// Speech in the mic quieter than this share of the avatar's voice being played is taken for its echo (−6 dB).
+    static let echoRatio: Float = 0.5
     let limits: SessionLimits
 
     /// What the current turn has sent, to know what the person heard when it is cut off.
     struct TurnProgress {
-        struct Clause { var text: String; var start: Int; var samples: Int; var timings: SpeechTimings? }
+        struct Clause { var text: String; var start: Int; var samples: Int; var timings: SpeechTimings?; var audio: [Float] }
         var number: Int
         var started: ContinuousClock.Instant
         var timings = TurnTimings()
@@ -159,6 +165,33 @@ actor LiveSession {
         return true
     }
 
+    /// Keeps the latest 100 ms of the mic.
+    func noteMic(_ samples: [Float]) {
+        recentMic += samples.suffix(1600)
+        if recentMic.count > 1600 { recentMic.removeFirst(recentMic.count - 1600) }
+    }
+
+    static func rms(_ samples: some Collection<Float>) -> Float {
+        guard !samples.isEmpty else { return 0 }
+        return (samples.reduce(0) { $0 + $1 * $1 } / Float(samples.count)).squareRoot()
+    }
+
+    /// Double-talk check while the avatar speaks: the person's voice must be louder than −6 dB of the avatar's own
+    /// (what the frame clock is showing now, last 300 ms). Browsers' echo cancellation removes most of the echo; this
+    /// catches what is left of it (or a speaker with no cancellation at all).
+    func soundsLikeEcho() async -> Bool {
+        guard state == .speaking, let current = progress else { return false }
+        let now = await head.frameClock * SessionProtocol.samplesPerFrame
+        var played: [Float] = []
+        for clause in current.clauses where clause.start < now && clause.start + clause.samples > now - 4800 {
+            let from = max(0, now - 4800 - clause.start), to = min(clause.samples, now - clause.start)
+            if from < to { played += clause.audio[from..<to] }
+        }
+        let avatar = Self.rms(played)
+        guard avatar > 0.003 else { return false }
+        return Self.rms(recentMic) < Self.echoRatio * avatar
+    }
+
     /// When the mic sample at `seconds` of the session's audio arrived (the end of speech in wall time).
     func arrival(ofAudioAt seconds: Double) -> ContinuousClock.Instant {
         let sample = Int(seconds * Double(SessionProtocol.sampleRate))
@@ -203,15 +236,28 @@ actor LiveSession {
         switch event.kind {
         case .speechStarted:
             // Barge-in: the person talks over the avatar. The browser's echo cancellation keeps the avatar's own
-            // voice out of the mic, and the VAD needs 96 ms of speech before it says so.
-            if turnTask != nil { await bargeIn(playedMs: nil, reason: "speech") }
+            // voice out of the mic, the VAD needs 96 ms of speech, and what is left of the echo is gated by level.
+            if turnTask != nil {
+                if await soundsLikeEcho() {
+                    echoUtterance = true
+                    logger.debug("speech while speaking taken for echo", metadata: ["session": .string(id)])
+                    return
+                }
+                await bargeIn(playedMs: nil, reason: "speech")
+            }
+            echoUtterance = false
             await head.setListening(true)
             await setState(.listening)
         case .speechStopped:
             break
         case .partial:
+            guard !echoUtterance else { return }
             await outbox.send(.transcript(kind: "partial", text: event.text, language: event.language, turn: turn + 1))
         case .final:
+            guard !echoUtterance else {
+                echoUtterance = false
+                return
+            }
             await head.setListening(false)
             if !fixedLanguage { language = event.language }
             let text = event.text.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -306,7 +352,7 @@ actor LiveSession {
             progress = current
             await setState(.speaking)
         }
-        progress?.clauses.append(.init(text: text, start: start, samples: samples.count, timings: timings))
+        progress?.clauses.append(.init(text: text, start: start, samples: samples.count, timings: timings, audio: samples))
         // Half-second chunks: the client can schedule each one as it arrives.
         var sequence = UInt32(progress?.clauses.count ?? 0) << 16
         for offset in stride(from: 0, to: samples.count, by: 8000) {

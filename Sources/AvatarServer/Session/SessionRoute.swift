@@ -233,6 +233,7 @@ func runSession(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWrit
                             let low = UInt16(bytes[MediaHeader.size + 2 * index]), high = UInt16(bytes[MediaHeader.size + 2 * index + 1])
                             samples[index] = Float(Int16(bitPattern: low | high << 8)) / 32768
                         }
+                        await session.noteMic(samples)
                         micSink.yield(samples)
                     } catch let error as SessionInputError {
                         await session.sendError(error.code, error.message, fix: "see docs/protocol.md (binary frames)", retryable: false)
@@ -267,28 +268,28 @@ func recognize(_ mic: AsyncStream<[Float]>, session: LiveSession, services: APIS
             await session.sendError("asr-failed", "speech recognition could not start: \(error)", fix: "type instead, or try again in a moment", retryable: true)
             return
         }
-        let failed = await withTaskGroup(of: Bool.self) { group in
+        let failure = await withTaskGroup(of: String?.self) { group in
             group.addTask {
                 do {
                     for try await event in recognizer.events { await session.recognized(event) }
-                    return false
+                    return nil
                 } catch {
-                    return true
+                    return "\(error)"
                 }
             }
-            var failed = false
+            var failure: String?
             while let samples = await iterator.next() {
                 do { try await recognizer.push(samples) } catch {
-                    failed = true
+                    failure = "\(error)"
                     break
                 }
             }
-            if !failed { try? await recognizer.finish() }
-            let eventsFailed = await group.next() ?? false
-            return failed || eventsFailed
+            if failure == nil { try? await recognizer.finish() }
+            let eventsFailure = await group.next() ?? nil
+            return failure ?? eventsFailure
         }
-        guard failed else { return }
-        logger.warning("speech recognition failed; restarting the recognizer")
+        guard let failure else { return }
+        logger.warning("speech recognition failed; restarting the recognizer", metadata: ["error": .string(failure)])
         await session.sendError("asr-failed", "speech recognition failed (the engine may be restarting); say it again in a moment", fix: "GET /readyz shows the engines' state", retryable: true)
         try? await Task.sleep(for: .seconds(1))
     }
