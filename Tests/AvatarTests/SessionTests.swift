@@ -219,6 +219,38 @@ struct SessionTests {
         }
     }
 
+    @Test("Engine host killed mid-turn: a retryable error and an in-character line; the next turn works after the restart")
+    func engineKilledMidTurn() async throws {
+        try await withServer { port, harness, avatar in
+            let runtime = try await EngineFixture.shared.runtime()
+            let supervisor = try #require(runtime.supervisor)
+            let probe = try await SessionRecorder.open(port: port, token: harness.owner, avatar: avatar)
+            defer { Task { await probe.close() } }
+            try await probe.wait("ready", timeout: 20) { !$0.messages("ready").isEmpty }
+            try await probe.client.send(["type": "text", "text": "Tell me a long story about a lighthouse keeper and his cat."])
+            try await probe.wait("first clause", timeout: 120) { !$0.messages("reply").isEmpty }
+            let host = try #require(await supervisor.statuses().first { $0.name == "engine-host" })
+            let pid = try #require(host.details["pid"].flatMap { Int32($0) })
+            #expect(kill(pid, SIGKILL) == 0)
+            try await probe.wait("turn 1 ends", timeout: 120) { $0.turnEnd(1) != nil }
+            let error = try #require(probe.messages("error").first, "no error after the engine died: \(probe.messages.map { $0["type"] ?? "?" })")
+            #expect(error["code"] as? String == "engine-failed")
+            #expect(error["retryable"] as? Bool == true)
+            let said = probe.messages("reply").compactMap { $0["delta"] as? String }
+            #expect(said.contains { $0.contains("Sorry, I lost my thought.") }, "\(said)")
+            #expect(probe.closed == nil, "the session survives")
+            // Once the supervisor has the engine host back, the next turn has a voice again.
+            let deadline = ContinuousClock.now + .seconds(120)
+            while ContinuousClock.now < deadline, await supervisor.statuses().contains(where: { $0.name == "engine-host" && $0.state != .ready }) {
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            try await probe.client.send(["type": "text", "text": "Are you back?"])
+            try await probe.wait("turn 2 ends", timeout: 120) { $0.turnEnd(2) != nil }
+            #expect(probe.turnEnd(2)?["reason"] as? String == "completed")
+            #expect(!probe.audio.filter { $0.turn == 2 }.isEmpty, "no voice after the restart")
+        }
+    }
+
     @Test("Idle for 10 s: frames keep coming (no gap of 2 s) and the face never freezes")
     func idleFrames() async throws {
         try await withServer { port, harness, avatar in

@@ -165,10 +165,17 @@ actor LiveSession {
         return true
     }
 
-    /// Keeps the latest 100 ms of the mic.
-    func noteMic(_ samples: [Float]) {
+    /// Keeps the latest 100 ms of the mic. An utterance first taken for echo (a soft onset) becomes a barge-in as soon
+    /// as the voice in the mic is loud enough.
+    func noteMic(_ samples: [Float]) async {
         recentMic += samples.suffix(1600)
         if recentMic.count > 1600 { recentMic.removeFirst(recentMic.count - 1600) }
+        if echoUtterance, turnTask != nil, !(await soundsLikeEcho()) {
+            echoUtterance = false
+            await bargeIn(playedMs: nil, reason: "speech")
+            await head.setListening(true)
+            await setState(.listening)
+        }
     }
 
     static func rms(_ samples: some Collection<Float>) -> Float {
@@ -326,9 +333,11 @@ actor LiveSession {
     private func replied(_ segment: SpeakableSegment, number: Int) async {
         guard number == turn, var current = progress else { return }
         if current.timings.firstClause == nil { current.timings.firstClause = (ContinuousClock.now - current.started).milliseconds }
-        current.replyText += (current.replyText.isEmpty ? "" : " ") + segment.text
+        // A delta is appended as it is: clauses after the first carry their separating space.
+        let delta = (current.replyText.isEmpty ? "" : " ") + segment.text
+        current.replyText += delta
         progress = current
-        await outbox.send(.replyDelta(segment.text, turn: number))
+        await outbox.send(.replyDelta(delta, turn: number))
     }
 
     private func finished(_ metadata: ReplyMetadata, number: Int) async {
@@ -424,9 +433,10 @@ actor LiveSession {
         let message = (error as? any AvatarError)?.userMessage ?? "\(error)"
         await outbox.send(.error(code: "engine-failed", message: message, fix: "try again in a moment; GET /readyz shows which engine is down", retryable: true, turn: number))
         let line = (language ?? "en") == "ru" ? "Извините, я потерял мысль." : "Sorry, I lost my thought."
-        await outbox.send(.replyDelta(line, turn: number))
+        let said = progress?.replyText ?? ""
+        await outbox.send(.replyDelta((said.isEmpty ? "" : " ") + line, turn: number))
+        progress?.replyText = said + (said.isEmpty ? "" : " ") + line
         try? await speak(line, number: number)
-        progress?.replyText = line
     }
 
     /// Cuts the current turn: cancels the model, the synthesis and the face's speech; the memory keeps what was heard.
@@ -467,13 +477,16 @@ actor LiveSession {
             }
             guard clause.start < playedUntil else { break }
             let seconds = Double(playedUntil - clause.start) / Double(SessionProtocol.sampleRate)
+            // The engine's word timings say how many words were over (their own text may be phonemes); the words
+            // themselves come from the clause.
+            let parts = clause.text.split(separator: " ")
+            let share: Double
             if let timed = clause.timings?.words, !timed.isEmpty {
-                words += timed.filter { $0.end <= seconds }.map(\.text)
+                share = Double(timed.filter { $0.end <= seconds }.count) / Double(timed.count)
             } else {
-                let parts = clause.text.split(separator: " ")
-                let share = Double(playedUntil - clause.start) / Double(max(1, clause.samples))
-                words += parts.prefix(Int(Double(parts.count) * share)).map(String.init)
+                share = Double(playedUntil - clause.start) / Double(max(1, clause.samples))
             }
+            words += parts.prefix(Int(Double(parts.count) * share)).map(String.init)
             break
         }
         return words.joined(separator: " ")
