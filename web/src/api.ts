@@ -19,7 +19,7 @@ export interface VoiceProfile { label: string; method: string; baseSimilarity: n
 export interface VoiceUpload { sample: Sample; samples: number; profile?: VoiceProfile; profileStatus?: string }
 
 export class ApiError extends Error {
-  constructor(readonly status: number, readonly code: string, readonly detail: string, readonly fix: string, readonly requestId?: string) {
+  constructor(readonly status: number, readonly code: string, readonly detail: string, readonly fix: string, readonly requestId?: string, readonly field?: string) {
     super(detail);
   }
   /** The message a person reads: what happened, and what to do. */
@@ -54,8 +54,8 @@ async function request<T>(method: string, path: string, body?: BodyInit | object
     /* not JSON */
   }
   if (!response.ok) {
-    const problem = (json ?? {}) as { code?: string; detail?: string; title?: string; fix?: string; requestId?: string };
-    throw new ApiError(response.status, problem.code ?? `http-${response.status}`, problem.detail ?? problem.title ?? `HTTP ${response.status}`, problem.fix ?? "", problem.requestId);
+    const problem = (json ?? {}) as { code?: string; detail?: string; title?: string; fix?: string; requestId?: string; field?: string };
+    throw new ApiError(response.status, problem.code ?? `http-${response.status}`, problem.detail ?? problem.title ?? `HTTP ${response.status}`, problem.fix ?? "", problem.requestId, problem.field);
   }
   return json as T;
 }

@@ -7,6 +7,7 @@ import { renderChat, ChatHandle } from "./views/chat.js";
 
 const root = document.getElementById("app") as HTMLElement;
 let chat: ChatHandle | null = null;
+let generation = 0;
 
 function go(hash: string): void {
   if (location.hash === hash) void route();
@@ -26,9 +27,12 @@ async function route(): Promise<void> {
   chat?.dispose();
   chat = null;
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);
+  const mine = ++generation;
+  const stale = () => mine !== generation; // a newer navigation started while this one waited
   try {
     try {
       await api.me();
+      if (stale()) return;
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) {
         renderSignIn(root);
@@ -39,10 +43,12 @@ async function route(): Promise<void> {
     if (parts[0] === "new") renderWizard(root, null, 0, go);
     else if (parts[0] === "setup" && parts[1]) {
       const avatar = await api.avatar(parts[1]);
+      if (stale()) return;
       localStorage.setItem("avatar.current", avatar.id);
       renderWizard(root, avatar, Math.max(0, Math.min(3, Number(parts[2] ?? 0) || 0)), go);
     } else if (parts[0] === "chat" && parts[1]) {
       const avatar = await api.avatar(parts[1]);
+      if (stale()) return;
       localStorage.setItem("avatar.current", avatar.id);
       if (!avatar.photo) {
         go(`#/setup/${avatar.id}/1`);
@@ -50,7 +56,7 @@ async function route(): Promise<void> {
       }
       chat = renderChat(root, avatar);
     } else {
-      await renderAvatars(root, go);
+      await renderAvatars(root, go, stale);
     }
     const heading = root.querySelector("h1");
     if (heading) {
@@ -58,7 +64,7 @@ async function route(): Promise<void> {
       if (!root.querySelector("[autofocus], input:focus")) heading.focus({ preventScroll: true });
     }
   } catch (error) {
-    showFailure(error);
+    if (!stale()) showFailure(error);
   }
 }
 

@@ -2,8 +2,9 @@
 import { h } from "../dom.js";
 import { api, ApiError, Avatar } from "../api.js";
 
-export async function renderAvatars(root: HTMLElement, go: (hash: string) => void): Promise<void> {
+export async function renderAvatars(root: HTMLElement, go: (hash: string) => void, stale: () => boolean = () => false): Promise<void> {
   const avatars = await api.avatars();
+  if (stale()) return;
   const errors = h("div", { class: "form-errors", role: "alert" });
   const list = h("ul", { class: "avatar-list", id: "avatar-list" }, ...avatars.map(card));
   root.replaceChildren(h("section", { "aria-labelledby": "avatars-title" },

@@ -58,8 +58,10 @@ function persona(body: HTMLElement, avatar: Avatar | null, go: (hash: string) =>
     h("fieldset", {},
       h("legend", {}, "Consent (required)"),
       field("Who agrees to this avatar being made", givenBy),
-      h("div", { class: "field inline" }, basisSelf, h("label", { for: "c-self" }, "I am the person in the photo")),
-      h("div", { class: "field inline" }, basisPermission, h("label", { for: "c-permission" }, "I have the person's (or their guardian's) permission")),
+      h("fieldset", { class: "plain", role: "radiogroup" },
+        h("legend", {}, "On what basis"),
+        h("div", { class: "field inline" }, basisSelf, h("label", { for: "c-self" }, "I am the person in the photo")),
+        h("div", { class: "field inline" }, basisPermission, h("label", { for: "c-permission" }, "I have the person's (or their guardian's) permission"))),
       h("div", { class: "field inline" }, agree, h("label", { for: "c-agree" }, "I confirm this consent statement is true"))),
     errors, h("div", { class: "actions" }, submit));
   form.addEventListener("submit", async (event) => {
@@ -78,7 +80,7 @@ function persona(body: HTMLElement, avatar: Avatar | null, go: (hash: string) =>
     const input = {
       name: name.value.trim(), age: ageValue,
       interests: interests.value.split(",").map((s) => s.trim()).filter(Boolean),
-      manner: manner.value.trim(), languages: languages.value.split(","), childSafe: childSafe.checked,
+      manner: manner.value.trim() || undefined, languages: languages.value.split(","), childSafe: childSafe.checked,
       consent: { givenBy: givenBy.value.trim(), basis: basisPermission.checked ? "permission" as const : "self" as const, grantedAt: avatar?.consent?.grantedAt ?? today },
     };
     submit.disabled = true;
@@ -87,6 +89,10 @@ function persona(body: HTMLElement, avatar: Avatar | null, go: (hash: string) =>
       go(`#/setup/${saved.id}/1`);
     } catch (error) {
       showProblem(errors, error);
+      const fields: Record<string, HTMLElement> = { name, age, interests, manner, languages, givenBy };
+      const target = error instanceof ApiError ? fields[(error.field ?? "").replace(/^consent\./, "").replace("givenBy", "givenBy")] : undefined;
+      target?.setAttribute("aria-invalid", "true");
+      target?.focus();
       submit.disabled = false;
     }
   });

@@ -1,0 +1,242 @@
+"""The web client in real headless Chromium against a real `avatar serve` (engines on, real models)."""
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from axe_selenium_python import Axe
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+from conftest import LIBRIVOX, astronaut, make_driver, save_screen, sign_in
+
+CONSENT = {"givenBy": "Test Person", "basis": "self", "grantedAt": "2026-11-30"}
+
+
+def wait(driver, seconds: float = 30):
+    return WebDriverWait(driver, seconds, poll_frequency=0.1)
+
+
+def css(driver, selector: str):
+    return driver.find_element(By.CSS_SELECTOR, selector)
+
+
+def serious_violations(driver) -> list[str]:
+    axe = Axe(driver)
+    axe.inject()
+    results = axe.run()
+    return [f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
+            for v in results["violations"] if v.get("impact") in ("serious", "critical")]
+
+
+def ready_avatar(server, name: str = "Nova") -> str:
+    status, body = server.api("POST", "/api/v1/avatars", {"name": name, "age": 30, "languages": ["en"], "consent": CONSENT})
+    assert status == 201, body
+    server.upload_photo(body["id"], astronaut())
+    return body["id"]
+
+
+def open_chat(driver, server, avatar_id: str) -> None:
+    sign_in(driver, server, f"#/chat/{avatar_id}")
+    wait(driver, 60).until(lambda d: css(d, "#connection").get_attribute("data-state") == "open")
+
+
+def canvas_signature(driver) -> str:
+    # The mouth region of the 512×512 frame (lower middle): a coarse digest of its pixels.
+    return driver.execute_script("""
+        const c = document.getElementById('avatar-canvas');
+        const d = c.getContext('2d').getImageData(176, 300, 160, 120).data;
+        let h = 0; for (let i = 0; i < d.length; i += 16) h = (h * 31 + d[i] + d[i+1] * 3 + d[i+2] * 7) >>> 0;
+        return String(h);""")
+
+
+def librivox_clip() -> tuple[Path, str]:
+    lines = (LIBRIVOX / "transcription").read_text().splitlines()
+    wavs = sorted(LIBRIVOX.glob("*.wav"))
+    if not wavs:
+        pytest.fail(f"no LibriVox clips in {LIBRIVOX}: install pocketsphinx-testdata (`avatar setup --with-test-tools`)")
+    wav = wavs[0]
+    text = next(l for l in lines if wav.stem in l)
+    return wav, re.sub(r"\s*\(.*\)\s*$", "", text).lower()
+
+
+def padded(wav: Path, tmp_path: Path, before: float = 1.5, after: float = 3.0) -> Path:
+    """The clip as 48 kHz mono with silence around it (Chromium's fake mic reads a WAV file)."""
+    out = tmp_path / f"{wav.stem}-padded.wav"
+    subprocess.run(["sox", str(wav), "-r", "48000", "-c", "1", "-b", "16", str(out), "pad", str(before), str(after)], check=True)
+    return out
+
+
+def test_wizard_end_to_end(server, browser, tmp_path):
+    d = browser
+    sign_in(d, server, "#/new")
+    wait(d).until(lambda d: css(d, "h1").text == "New avatar")
+    # Validation: consent is required.
+    css(d, "#p-name").send_keys("Astra")
+    css(d, "#persona-next").click()
+    wait(d).until(lambda d: "consent" in css(d, "#persona-form [role=alert]").text)
+    css(d, "#p-age").send_keys("34")
+    css(d, "#p-interests").send_keys("space, oceans")
+    css(d, "#c-given").send_keys("Astra Test")
+    css(d, "#c-agree").click()
+    assert serious_violations(d) == []
+    save_screen(d, "wizard-persona-desktop")
+    css(d, "#persona-next").click()
+    wait(d).until(lambda d: "#/setup/" in d.current_url and d.current_url.endswith("/1"))
+    avatar_id = d.current_url.split("#/setup/")[1].split("/")[0]
+
+    # A bad photo: the server's error in words.
+    bad = tmp_path / "not-a-photo.png"
+    bad.write_bytes(b"this is not an image at all" * 10)
+    wait(d).until(lambda d: css(d, "#photo-file"))
+    css(d, "#photo-file").send_keys(str(bad))
+    wait(d, 60).until(lambda d: css(d, "#photo-errors").text.strip() != "")
+    assert "image" in css(d, "#photo-errors").text.lower() or "type" in css(d, "#photo-errors").text.lower(), css(d, "#photo-errors").text
+    assert css(d, "#photo-next").get_attribute("disabled") is not None
+
+    css(d, "#photo-file").send_keys(str(astronaut()))
+    wait(d, 120).until(lambda d: "face was found" in css(d, "#photo-status").text)
+    wait(d).until(lambda d: d.execute_script("const i = document.getElementById('photo-aligned'); return i.complete && i.naturalWidth === 512"))
+    assert css(d, "#photo-errors").text.strip() == ""
+    assert serious_violations(d) == []
+    save_screen(d, "wizard-photo-desktop")
+    css(d, "#photo-next").click()
+
+    wav, _ = librivox_clip()
+    wait(d).until(lambda d: css(d, "#voice-file"))
+    css(d, "#voice-file").send_keys(str(wav))
+    wait(d, 180).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#voice-reports li")) >= 1)
+    report = css(d, "#voice-reports li").text
+    assert wav.name in report and re.search(r"\d+\.\d s", report), report
+    save_screen(d, "wizard-voice-desktop")
+    css(d, "#voice-next").click()
+    wait(d).until(lambda d: css(d, "#start-chat"))
+    wait(d, 10).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#engines li")) >= 2)
+    assert serious_violations(d) == []
+    css(d, "#start-chat").click()
+    wait(d, 60).until(lambda d: css(d, "#connection").get_attribute("data-state") == "open")
+
+    status, avatar = server.api("GET", f"/api/v1/avatars/{avatar_id}")
+    assert status == 200 and avatar["name"] == "Astra" and avatar["age"] == 34 and avatar.get("photo"), avatar
+    status, voice = server.api("GET", f"/api/v1/avatars/{avatar_id}/voice")
+    assert status == 200 and len(voice["samples"]) == 1, voice
+
+
+def test_wizard_keyboard_only(server, browser):
+    d = browser
+    sign_in(d, server, "#/new")
+    wait(d).until(lambda d: css(d, "h1").text == "New avatar")
+    active = lambda: d.switch_to.active_element
+    wait(d).until(lambda d: active().get_attribute("id") == "p-name")
+    active().send_keys("Keys")
+    # Tab through the form, typing only into the fields that need it; Space ticks the consent box; Enter submits.
+    for _ in range(30):
+        active().send_keys(Keys.TAB)
+        ident = active().get_attribute("id")
+        if ident == "c-given":
+            active().send_keys("Keyboard Person")
+        if ident == "c-agree":
+            active().send_keys(Keys.SPACE)
+        if ident == "persona-next":
+            break
+    assert active().get_attribute("id") == "persona-next"
+    focus_ring = d.execute_script("return getComputedStyle(document.activeElement).outlineStyle")
+    assert focus_ring != "none", "the focused button shows a visible focus ring"
+    active().send_keys(Keys.ENTER)
+    wait(d).until(lambda d: d.current_url.endswith("/1"))
+
+
+def test_typed_conversation(server, browser):
+    d = browser
+    avatar_id = ready_avatar(server, "Nova")
+    open_chat(d, server, avatar_id)
+    wait(d, 30).until(lambda d: css(d, "#notes").text.strip() != "")
+    idle = set()
+    for _ in range(10):
+        idle.add(canvas_signature(d))
+        time.sleep(0.1)
+    css(d, "#message").send_keys("Hello! What do you like to do?")
+    css(d, "#message").send_keys(Keys.ENTER)
+    speaking_signatures = set()
+    deadline = time.time() + 120
+    saw_speaking = False
+    while time.time() < deadline:
+        state = css(d, "#state").get_attribute("data-state")
+        if state == "speaking":
+            saw_speaking = True
+            speaking_signatures.add(canvas_signature(d))
+            if len(speaking_signatures) == 8:
+                save_screen(d, "chat-speaking-desktop")
+        elif saw_speaking and state == "idle":
+            break
+        time.sleep(0.08)
+    assert saw_speaking, "the avatar never spoke"
+    assert len(speaking_signatures) >= 5, f"the mouth region changed only {len(speaking_signatures)} times while speaking"
+    wait(d, 30).until(lambda d: css(d, "#latency").get_attribute("data-ms"))
+    latency_ms = int(css(d, "#latency").get_attribute("data-ms"))
+    assert 0 < latency_ms < 120_000
+    reply = css(d, "#history li.avatar .text").text
+    assert len(reply.strip()) > 0
+    assert css(d, "#history li.avatar").get_attribute("data-emotion")
+    debug = d.execute_script("return {shown: avatarDebug.player.framesShown, dropped: avatarDebug.player.framesDropped, client: avatarDebug.clientLatencyMs, timings: avatarDebug.timings}")
+    print(f"typed turn: latency readout {latency_ms} ms, client typed→first frame {debug['client']} ms, frames shown {debug['shown']}, dropped {debug['dropped']}, timings {debug['timings']}")
+    assert debug["timings"].get("first_frame_shown") is not None, "the client's playback 'started' reached the server's turn metrics"
+    # At rest after the turn: the idle avatar keeps moving a little, but the mouth is not animated like speech.
+    assert serious_violations(d) == []
+    save_screen(d, "chat-desktop")
+    d.set_window_size(360, 800)
+    time.sleep(0.5)
+    save_screen(d, "chat-phone")
+
+
+def test_spoken_question(server, tmp_path):
+    wav, words = librivox_clip()
+    audio = padded(wav, tmp_path)
+    d = make_driver(fake_audio=audio)
+    try:
+        avatar_id = ready_avatar(server, "Echo")
+        open_chat(d, server, avatar_id)
+        css(d, "#mic").click()
+        wait(d).until(lambda d: css(d, "#mic").get_attribute("aria-pressed") == "true")
+        wait(d, 90).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#history li.person[data-source=voice]"))
+        heard = css(d, "#history li.person[data-source=voice] .text").text.lower()
+        common = set(re.findall(r"[a-z']+", heard)) & set(re.findall(r"[a-z']+", words))
+        print(f"spoken: said {words!r}, transcript {heard!r}")
+        assert len(common) >= 3, f"transcript {heard!r} vs {words!r}"
+        wait(d, 120).until(lambda d: css(d, "#latency").get_attribute("data-ms"))
+        assert int(css(d, "#latency").get_attribute("data-ms")) > 0
+        assert d.find_elements(By.CSS_SELECTOR, "#history li.avatar")
+    finally:
+        d.quit()
+
+
+def test_microphone_denied(server):
+    d = make_driver(fake_ui=False)
+    try:
+        avatar_id = ready_avatar(server, "Quiet")
+        # Deny the microphone the way a person's "Block" does.
+        d.execute_cdp_cmd("Browser.setPermission", {"permission": {"name": "audioCapture"}, "setting": "denied"})
+        open_chat(d, server, avatar_id)
+        css(d, "#mic").click()
+        wait(d, 20).until(lambda d: css(d, "#mic-message").is_displayed())
+        assert css(d, "#mic-message").get_attribute("data-problem") == "denied", css(d, "#mic-message").text
+        assert "Allow it" in css(d, "#mic-message").text
+        # The page still works: typing is possible.
+        assert css(d, "#message").is_enabled()
+    finally:
+        d.quit()
+
+
+def test_reconnects_after_server_restart(server, browser):
+    d = browser
+    avatar_id = ready_avatar(server, "Phoenix")
+    open_chat(d, server, avatar_id)
+    server.stop()
+    wait(d, 30).until(lambda d: css(d, "#connection").get_attribute("data-state") in ("reconnecting", "connecting"))
+    server.start()
+    wait(d, 90).until(lambda d: css(d, "#connection").get_attribute("data-state") == "open")
+    css(d, "#message").send_keys("Are you back?")
+    css(d, "#message").send_keys(Keys.ENTER)
+    wait(d, 120).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#history li.avatar") and css(d, "#history li.avatar").get_attribute("data-emotion"))
