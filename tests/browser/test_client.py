@@ -181,7 +181,7 @@ def test_typed_conversation(server, browser):
     assert len(reply.strip()) > 0
     assert css(d, "#history li.avatar").get_attribute("data-emotion")
     debug = d.execute_script("return {shown: avatarDebug.player.framesShown, dropped: avatarDebug.player.framesDropped, client: avatarDebug.clientLatencyMs, timings: avatarDebug.timings}")
-    print(f"typed turn: latency readout {latency_ms} ms, client typed→first frame {debug['client']} ms, frames shown {debug['shown']}, dropped {debug['dropped']}, timings {debug['timings']}")
+    print(f"typed turn: idle mouth signatures in 1 s {len(idle)}, speaking {len(speaking_signatures)}; latency readout {latency_ms} ms, client typed→first frame {debug['client']} ms, frames shown {debug['shown']}, dropped {debug['dropped']}, timings {debug['timings']}")
     assert debug["timings"].get("first_frame_shown") is not None, "the client's playback 'started' reached the server's turn metrics"
     # At rest after the turn: the idle avatar keeps moving a little, but the mouth is not animated like speech.
     assert serious_violations(d) == []

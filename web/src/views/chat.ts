@@ -21,7 +21,8 @@ export function renderChat(root: HTMLElement, avatar: Avatar): ChatHandle {
   const latency = h("span", { id: "latency", class: "latency", "aria-live": "polite" }, "");
   const stop = h("button", { id: "stop", type: "button", class: "danger", disabled: true, "aria-label": "Stop the avatar (interrupt)" }, "■ Stop");
   const notes = h("ul", { id: "notes", class: "notes", "aria-label": "What this avatar's offline models can and cannot do" });
-  const history = h("ol", { id: "history", class: "history", role: "log", "aria-live": "polite", "aria-label": "Conversation" });
+  const history = h("ol", { id: "history", class: "history" });
+  const log = h("div", { class: "log", role: "log", "aria-live": "polite", "aria-label": "Conversation" }, history);
   const partial = h("p", { id: "partial", class: "partial", "aria-live": "polite" });
   const errors = h("div", { id: "errors", class: "errors", role: "alert" });
   const input = h("input", { id: "message", type: "text", maxlength: 2000, autocomplete: "off", placeholder: `Say something to ${avatar.name}…`, "aria-label": "Your message" });
@@ -46,7 +47,7 @@ export function renderChat(root: HTMLElement, avatar: Avatar): ChatHandle {
           h("div", { class: "mic-bar" }, mic, hold, level, silence),
           micMessage),
         h("div", { class: "talk" },
-          history, partial, errors, form))));
+          log, partial, errors, form))));
 
   // Draw the stored preview until the first frame arrives.
   const preview = new Image();
