@@ -217,7 +217,7 @@ def test_microphone_denied(server):
     try:
         avatar_id = ready_avatar(server, "Quiet")
         # Deny the microphone the way a person's "Block" does.
-        d.execute_cdp_cmd("Browser.setPermission", {"permission": {"name": "audioCapture"}, "setting": "denied"})
+        d.execute_cdp_cmd("Browser.setPermission", {"permission": {"name": "microphone"}, "setting": "denied", "origin": server.base})
         open_chat(d, server, avatar_id)
         css(d, "#mic").click()
         wait(d, 20).until(lambda d: css(d, "#mic-message").is_displayed())
