@@ -59,7 +59,7 @@ def librivox_clip() -> tuple[Path, str]:
         pytest.fail(f"no LibriVox clips in {LIBRIVOX}: install pocketsphinx-testdata (`avatar setup --with-test-tools`)")
     wav = wavs[0]
     text = next(l for l in lines if wav.stem in l)
-    return wav, re.sub(r"\s*\(.*\)\s*$", "", text).lower()
+    return wav, re.sub(r"</?s>", "", re.sub(r"\s*\(.*\)\s*$", "", text)).strip().lower()
 
 
 def padded(wav: Path, tmp_path: Path, before: float = 1.5, after: float = 3.0) -> Path:
@@ -208,6 +208,35 @@ def test_spoken_question(server, tmp_path):
         wait(d, 120).until(lambda d: css(d, "#latency").get_attribute("data-ms"))
         assert int(css(d, "#latency").get_attribute("data-ms")) > 0
         assert d.find_elements(By.CSS_SELECTOR, "#history li.avatar")
+    finally:
+        d.quit()
+
+
+def test_barge_in_by_speaking(server, tmp_path):
+    """While the avatar answers, the person starts speaking (a recording through the fake microphone, which starts
+    playing when the microphone opens): the answer is cut (`interrupted`, `turn_end` interrupted), what was heard kept."""
+    interruption = sorted(LIBRIVOX.glob("*.wav"))[4]  # "he might even have been made amiable himself"
+    audio = padded(interruption, tmp_path, before=0.2, after=4.0)
+    d = make_driver(fake_audio=audio)
+    try:
+        avatar_id = ready_avatar(server, "Barge")
+        open_chat(d, server, avatar_id)
+        css(d, "#message").send_keys("Tell me a long story about the sea and the stars, please.")
+        css(d, "#message").send_keys(Keys.ENTER)
+        wait(d, 120).until(lambda d: css(d, "#state").get_attribute("data-state") == "speaking")
+        time.sleep(0.5)
+        css(d, "#mic").click()
+        try:
+            wait(d, 60).until(lambda d: "1:turn_end=interrupted" in d.execute_script("return avatarDebug.messages"))
+        finally:
+            print("barge-in: messages", d.execute_script("return avatarDebug.messages.filter(m => !m.endsWith(':pong'))"))
+            print("barge-in: history", [e.text for e in d.find_elements(By.CSS_SELECTOR, "#history li")])
+        messages = d.execute_script("return avatarDebug.messages")
+        assert messages.index("1:interrupted") < messages.index("1:turn_end=interrupted")
+        notice = css(d, "#history li.avatar[data-turn='1'] .notice").text
+        assert notice.startswith("Interrupted"), notice
+        # The person's words become the next turn.
+        wait(d, 90).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#history li.person[data-source=voice]"))
     finally:
         d.quit()
 

@@ -147,7 +147,10 @@ export function renderChat(root: HTMLElement, avatar: Avatar): ChatHandle {
     latency.setAttribute("aria-label", `Latency: ${latency.textContent}. ${stages.replace(/\n/g, "; ")}`);
   }
 
+  const messageLog: string[] = [];
   function handle(message: ServerMessage): void {
+    messageLog.push(`${message.turn}:${message.type}${message.type === "state" ? `=${message.state}` : message.type === "transcript" ? `=${message.kind}` : message.type === "turn_end" ? `=${message.reason}` : message.type === "error" ? `=${message.code}` : ""}`);
+    if (messageLog.length > 300) messageLog.shift();
     switch (message.type) {
       case "state":
         setState(message.state);
@@ -170,13 +173,16 @@ export function renderChat(root: HTMLElement, avatar: Avatar): ChatHandle {
           player.markDone(message.turn);
         } else {
           const reply = replyFor(message.turn);
-          reply.text.textContent = (reply.text.textContent ?? "") + message.delta;
+          // The server's clause deltas come without the space between clauses ("before.They're"): put it back.
+          const before = reply.text.textContent ?? "";
+          const gap = before && /[.,!?;:…]$/.test(before) && /^[^\s.,!?;:…]/.test(message.delta) ? " " : "";
+          reply.text.textContent = before + gap + message.delta;
         }
         break;
       case "interrupted": {
         player.flush(message.turn);
-        const reply = replies.get(message.turn);
-        if (reply) reply.item.append(h("p", { class: "notice" }, message.heard ? `Interrupted — you heard: “${message.heard}”` : "Interrupted"));
+        const reply = replyFor(message.turn);
+        reply.item.append(h("p", { class: "notice" }, message.heard ? `Interrupted — you heard: “${message.heard}”` : "Interrupted before the answer was spoken"));
         break;
       }
       case "turn_end":
@@ -290,7 +296,7 @@ export function renderChat(root: HTMLElement, avatar: Avatar): ChatHandle {
   document.addEventListener("pointerdown", unlock);
 
   transport.connect();
-  (window as unknown as { avatarDebug: unknown }).avatarDebug = { player, transport, get timings() { return lastTimings; }, get clientLatencyMs() { return clientLatencyMs; } };
+  (window as unknown as { avatarDebug: unknown }).avatarDebug = { player, transport, messages: messageLog, get timings() { return lastTimings; }, get clientLatencyMs() { return clientLatencyMs; } };
 
   return {
     dispose() {
