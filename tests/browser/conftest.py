@@ -119,7 +119,7 @@ def server():
         shutil.rmtree(s.home, ignore_errors=True)
 
 
-def make_driver(width: int = 1280, height: int = 900, fake_audio: Path | None = None, fake_ui: bool = True, dark: bool = False) -> webdriver.Chrome:
+def make_driver(width: int = 1280, height: int = 900, fake_audio: Path | None = None, fake_ui: bool = True) -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
     options.binary_location = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", f"--window-size={width},{height}",
@@ -129,9 +129,6 @@ def make_driver(width: int = 1280, height: int = 900, fake_audio: Path | None = 
         options.add_argument("--use-fake-ui-for-media-stream")
     if fake_audio:
         options.add_argument(f"--use-file-for-fake-audio-capture={fake_audio}%noloop")
-    if dark:
-        options.add_argument("--force-dark-mode")
-        options.add_argument("--blink-settings=preferredColorScheme=0")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = Service(executable_path=os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
     driver = webdriver.Chrome(options=options, service=service)
@@ -164,6 +161,11 @@ def browser(server):
     driver = make_driver()
     yield driver
     driver.quit()
+
+
+def color_scheme(driver, scheme: str) -> None:
+    """Emulates the system's light or dark preference (prefers-color-scheme)."""
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]})
 
 
 def save_screen(driver, name: str) -> Path:

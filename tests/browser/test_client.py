@@ -10,7 +10,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import LIBRIVOX, astronaut, make_driver, save_screen, sign_in
+from conftest import LIBRIVOX, astronaut, color_scheme, make_driver, save_screen, sign_in
 
 CONSENT = {"givenBy": "Test Person", "basis": "self", "grantedAt": "2026-11-30"}
 
@@ -101,7 +101,6 @@ def test_wizard_end_to_end(server, browser, tmp_path):
     wait(d).until(lambda d: d.execute_script("const i = document.getElementById('photo-aligned'); return i.complete && i.naturalWidth === 512"))
     assert css(d, "#photo-errors").text.strip() == ""
     assert serious_violations(d) == []
-    save_screen(d, "wizard-photo-desktop")
     css(d, "#photo-next").click()
 
     wav, _ = librivox_clip()
@@ -269,3 +268,41 @@ def test_reconnects_after_server_restart(server, browser):
     css(d, "#message").send_keys("Are you back?")
     css(d, "#message").send_keys(Keys.ENTER)
     wait(d, 120).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#history li.avatar") and css(d, "#history li.avatar").get_attribute("data-emotion"))
+
+
+def test_screens_light_dark_phone(server, browser):
+    """Screenshots for the README (light and dark, desktop and a 360 px phone) and axe-core in the dark theme too."""
+    d = browser
+    avatar_id = ready_avatar(server, "Lumen")
+    for scheme in ("light", "dark"):
+        color_scheme(d, scheme)
+        d.set_window_size(1280, 900)
+        sign_in(d, server, f"#/setup/{avatar_id}/1")
+        wait(d).until(lambda d: d.execute_script("const i = document.getElementById('photo-aligned'); return i && i.complete && i.naturalWidth === 512"))
+        d.execute_script("window.scrollTo(0, 0)")
+        time.sleep(0.3)
+        assert serious_violations(d) == [], scheme
+        save_screen(d, f"wizard-photo-{scheme}")
+        d.set_window_size(360, 780)
+        sign_in(d, server, "#/new")
+        wait(d).until(lambda d: css(d, "h1").text == "New avatar")
+        save_screen(d, f"wizard-persona-phone-{scheme}")
+    color_scheme(d, "dark")
+    d.set_window_size(1280, 900)
+    open_chat(d, server, avatar_id)
+    css(d, "#message").send_keys("Hi Lumen, how are you today?")
+    css(d, "#message").send_keys(Keys.ENTER)
+    wait(d, 120).until(lambda d: css(d, "#latency").get_attribute("data-ms"))
+    assert serious_violations(d) == []
+    save_screen(d, "chat-dark")
+    d.set_window_size(360, 780)
+    d.execute_script("document.getElementById('composer').scrollIntoView({block: 'end'})")
+    time.sleep(0.3)
+    save_screen(d, "chat-phone-dark")
+    sign_in(d, server, "#/")
+    wait(d).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".avatar-card"))
+    assert serious_violations(d) == []
+    d.set_window_size(1280, 900)
+    color_scheme(d, "light")
+    time.sleep(0.3)
+    save_screen(d, "avatars")

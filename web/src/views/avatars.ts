@@ -11,7 +11,7 @@ export async function renderAvatars(root: HTMLElement, go: (hash: string) => voi
     h("h1", { id: "avatars-title" }, "Your avatars"),
     avatars.length === 0 ? h("p", {}, "No avatar yet. Create one: a photo, a few voice samples if you have them, a persona and the consent statement.") : null,
     errors, list,
-    h("p", {}, h("a", { href: "#/new", class: "button", id: "new-avatar" }, "＋ New avatar"))));
+    h("p", {}, h("a", { href: "#/new", class: "button", id: "new-avatar" }, "+ New avatar"))));
 
   function card(avatar: Avatar): HTMLElement {
     const item: HTMLLIElement = h("li", { class: "avatar-card", "data-id": avatar.id },
