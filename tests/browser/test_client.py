@@ -52,6 +52,20 @@ def canvas_signature(driver) -> str:
         return String(h);""")
 
 
+def mouth_pixels(driver) -> list[int]:
+    """The mouth region (lower middle of the 512×512 frame), every 4th pixel, as grey levels."""
+    return driver.execute_script("""
+        const d = document.getElementById('avatar-canvas').getContext('2d').getImageData(176, 300, 160, 120).data;
+        const out = []; for (let y = 0; y < 120; y += 4) for (let x = 0; x < 160; x += 4) { const i = (y * 160 + x) * 4; out.push((d[i] + d[i+1] + d[i+2]) / 3 | 0); }
+        return out;""")
+
+
+def motion(samples: list[list[int]]) -> float:
+    """Mean absolute grey-level change between consecutive samples."""
+    diffs = [sum(abs(a - b) for a, b in zip(p, q)) / len(p) for p, q in zip(samples, samples[1:])]
+    return sum(diffs) / len(diffs) if diffs else 0.0
+
+
 def librivox_clip() -> tuple[Path, str]:
     lines = (LIBRIVOX / "transcription").read_text().splitlines()
     wavs = sorted(LIBRIVOX.glob("*.wav"))
@@ -152,13 +166,14 @@ def test_typed_conversation(server, browser):
     avatar_id = ready_avatar(server, "Nova")
     open_chat(d, server, avatar_id)
     wait(d, 30).until(lambda d: css(d, "#notes").text.strip() != "")
-    idle = set()
-    for _ in range(10):
-        idle.add(canvas_signature(d))
+    idle_before = []
+    for _ in range(12):
+        idle_before.append(mouth_pixels(d))
         time.sleep(0.1)
     css(d, "#message").send_keys("Hello! What do you like to do?")
     css(d, "#message").send_keys(Keys.ENTER)
     speaking_signatures = set()
+    speaking_pixels = []
     deadline = time.time() + 120
     saw_speaking = False
     while time.time() < deadline:
@@ -166,6 +181,7 @@ def test_typed_conversation(server, browser):
         if state == "speaking":
             saw_speaking = True
             speaking_signatures.add(canvas_signature(d))
+            speaking_pixels.append(mouth_pixels(d))
             if len(speaking_signatures) == 8:
                 save_screen(d, "chat-speaking-desktop")
         elif saw_speaking and state == "idle":
@@ -180,9 +196,15 @@ def test_typed_conversation(server, browser):
     assert len(reply.strip()) > 0
     assert css(d, "#history li.avatar").get_attribute("data-emotion")
     debug = d.execute_script("return {shown: avatarDebug.player.framesShown, dropped: avatarDebug.player.framesDropped, client: avatarDebug.clientLatencyMs, timings: avatarDebug.timings}")
-    print(f"typed turn: idle mouth signatures in 1 s {len(idle)}, speaking {len(speaking_signatures)}; latency readout {latency_ms} ms, client typed→first frame {debug['client']} ms, frames shown {debug['shown']}, dropped {debug['dropped']}, timings {debug['timings']}")
+    idle_after = []
+    for _ in range(12):
+        idle_after.append(mouth_pixels(d))
+        time.sleep(0.1)
+    idle_motion, speaking_motion, rest_motion = motion(idle_before), motion(speaking_pixels), motion(idle_after)
+    print(f"typed turn: mouth motion (mean grey change between samples) idle {idle_motion:.2f}, speaking {speaking_motion:.2f}, after {rest_motion:.2f}; latency readout {latency_ms} ms, client typed→first frame {debug['client']} ms, frames shown {debug['shown']}, dropped {debug['dropped']}, timings {debug['timings']}")
     assert debug["timings"].get("first_frame_shown") is not None, "the client's playback 'started' reached the server's turn metrics"
-    # At rest after the turn: the idle avatar keeps moving a little, but the mouth is not animated like speech.
+    # The mouth moves while the avatar speaks and rests in silence (the idle avatar still breathes and blinks a little).
+    assert speaking_motion > 2 * max(idle_motion, rest_motion, 0.5), (idle_motion, speaking_motion, rest_motion)
     assert serious_violations(d) == []
     save_screen(d, "chat-desktop")
     d.set_window_size(360, 800)
@@ -306,3 +328,25 @@ def test_screens_light_dark_phone(server, browser):
     color_scheme(d, "light")
     time.sleep(0.3)
     save_screen(d, "avatars")
+
+
+def test_time_to_interactive(server, browser):
+    """Page load → the avatar list usable, and → the live session ready with the first frame drawn (prints figures)."""
+    d = browser
+    avatar_id = ready_avatar(server, "Tempo")
+    sign_in(d, server, "#/")
+    lists, chats, frames = [], [], []
+    for _ in range(3):
+        d.get("about:blank")
+        d.get(f"{server.base}/#/")
+        wait(d).until(lambda d: d.execute_script("return window.avatarInteractiveAt"))
+        lists.append(d.execute_script("return window.avatarInteractiveAt"))
+        d.get("about:blank")
+        d.get(f"{server.base}/#/chat/{avatar_id}")
+        wait(d, 60).until(lambda d: d.execute_script("return window.avatarDebug && avatarDebug.readyAt && avatarDebug.player.framesShown > 0"))
+        chats.append(d.execute_script("return avatarDebug.readyAt"))
+        frames.append(d.execute_script("return performance.now()"))
+    size = (Path(__file__).resolve().parents[2] / "Public/app.js").stat().st_size
+    print(f"time to interactive: avatar list {sorted(round(x) for x in lists)} ms; chat session ready {sorted(round(x) for x in chats)} ms; "
+          f"first live frame drawn by ≤ {sorted(round(x) for x in frames)} ms; app.js {size} bytes")
+    assert max(lists) < 10_000 and max(chats) < 30_000

@@ -58,6 +58,8 @@ async function route(): Promise<void> {
     } else {
       await renderAvatars(root, go, stale);
     }
+    // When the view can be used (tests and docs/measurements.md read it): milliseconds since navigation start.
+    (window as unknown as { avatarInteractiveAt: number }).avatarInteractiveAt = performance.now();
     const heading = root.querySelector("h1");
     if (heading) {
       heading.setAttribute("tabindex", "-1");

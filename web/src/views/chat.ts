@@ -55,6 +55,7 @@ export function renderChat(root: HTMLElement, avatar: Avatar): ChatHandle {
   if (avatar.photo?.previewUrl) preview.src = avatar.photo.previewUrl;
 
   let lastTimings: TurnTimings | null = null;
+  let readyAt: number | null = null;
   let typedAt: number | null = null;
   let typedTurn: number | null = null;
   let clientLatencyMs: number | null = null;
@@ -83,6 +84,7 @@ export function renderChat(root: HTMLElement, avatar: Avatar): ChatHandle {
       reconnect.hidden = state !== "reconnecting";
     },
     onReady(ready: Ready) {
+      if (readyAt === null) readyAt = performance.now();
       notes.replaceChildren(...ready.capabilities.notes.map((note) => h("li", {}, note)));
       notes.append(h("li", { class: "muted" }, `Model: ${ready.capabilities.model}; voice: ${ready.capabilities.voice}; languages: ${ready.capabilities.languages.join(", ")}`));
       if (stateLabel.textContent === "Starting…") setState("idle");
@@ -296,7 +298,7 @@ export function renderChat(root: HTMLElement, avatar: Avatar): ChatHandle {
   document.addEventListener("pointerdown", unlock);
 
   transport.connect();
-  (window as unknown as { avatarDebug: unknown }).avatarDebug = { player, transport, messages: messageLog, get timings() { return lastTimings; }, get clientLatencyMs() { return clientLatencyMs; } };
+  (window as unknown as { avatarDebug: unknown }).avatarDebug = { player, transport, messages: messageLog, get readyAt() { return readyAt; }, get timings() { return lastTimings; }, get clientLatencyMs() { return clientLatencyMs; } };
 
   return {
     dispose() {
