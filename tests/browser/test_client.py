@@ -229,6 +229,7 @@ def test_spoken_question(server, tmp_path):
         wait(d, 120).until(lambda d: css(d, "#latency").get_attribute("data-ms"))
         assert int(css(d, "#latency").get_attribute("data-ms")) > 0
         assert d.find_elements(By.CSS_SELECTOR, "#history li.avatar")
+        print(f"spoken turn: timings from the end of speech {d.execute_script('return avatarDebug.timings')}")
     finally:
         d.quit()
 
@@ -350,3 +351,22 @@ def test_time_to_interactive(server, browser):
     print(f"time to interactive: avatar list {sorted(round(x) for x in lists)} ms; chat session ready {sorted(round(x) for x in chats)} ms; "
           f"first live frame drawn by ≤ {sorted(round(x) for x in frames)} ms; app.js {size} bytes")
     assert max(lists) < 10_000 and max(chats) < 30_000
+
+
+def test_delete_avatar_with_confirmation(server, browser):
+    d = browser
+    keep = ready_avatar(server, "Keeper")
+    status, gone = server.api("POST", "/api/v1/avatars", {"name": "Goner", "consent": CONSENT})
+    assert status == 201
+    sign_in(d, server, "#/")
+    wait(d).until(lambda d: d.find_elements(By.CSS_SELECTOR, f".avatar-card[data-id='{gone['id']}']"))
+    delete = css(d, f".avatar-card[data-id='{gone['id']}'] button.danger")
+    delete.click()
+    d.switch_to.alert.dismiss()  # "Cancel": nothing is deleted
+    assert server.api("GET", f"/api/v1/avatars/{gone['id']}")[0] == 200
+    delete.click()
+    assert "deleted for good" in d.switch_to.alert.text
+    d.switch_to.alert.accept()
+    wait(d).until(lambda d: not d.find_elements(By.CSS_SELECTOR, f".avatar-card[data-id='{gone['id']}']"))
+    assert server.api("GET", f"/api/v1/avatars/{gone['id']}")[0] == 404
+    assert server.api("GET", f"/api/v1/avatars/{keep}")[0] == 200
