@@ -370,3 +370,28 @@ def test_delete_avatar_with_confirmation(server, browser):
     wait(d).until(lambda d: not d.find_elements(By.CSS_SELECTOR, f".avatar-card[data-id='{gone['id']}']"))
     assert server.api("GET", f"/api/v1/avatars/{gone['id']}")[0] == 404
     assert server.api("GET", f"/api/v1/avatars/{keep}")[0] == 200
+
+
+def test_wizard_records_a_voice_sample(server, tmp_path):
+    """The voice step records through the microphone (Chromium's fake one plays a LibriVox clip) and uploads it."""
+    wav, _ = librivox_clip()
+    d = make_driver(fake_audio=padded(wav, tmp_path, before=0.5, after=1.0))
+    try:
+        status, body = server.api("POST", "/api/v1/avatars", {"name": "Rec", "consent": CONSENT})
+        assert status == 201
+        sign_in(d, server, f"#/setup/{body['id']}/2")
+        wait(d).until(lambda d: css(d, "#voice-record"))
+        css(d, "#voice-record").click()
+        wait(d, 10).until(lambda d: css(d, "#voice-record").get_attribute("aria-pressed") == "true")
+        time.sleep(8.5)
+        css(d, "#voice-record").click()
+        wait(d, 180).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#voice-reports li") or css(d, "#voice-errors").text.strip())
+        assert css(d, "#voice-errors").text.strip() == "", css(d, "#voice-errors").text
+        report = css(d, "#voice-reports li").text
+        print(f"recorded sample: {report!r}")
+        seconds = float(re.search(r"(\d+\.\d) s", report).group(1))
+        assert "recording-" in report and 6.0 <= seconds <= 10.0, report
+        status, voice = server.api("GET", f"/api/v1/avatars/{body['id']}/voice")
+        assert len(voice["samples"]) == 1
+    finally:
+        d.quit()

@@ -25,6 +25,21 @@ export function micAdvice(problem: MicProblem): string {
   }
 }
 
+/** getUserMedia with every failure turned into a MicError that says what to do. */
+export async function openMicrophone(audio: MediaTrackConstraints): Promise<MediaStream> {
+  if (!window.isSecureContext) throw new MicError("insecure", micAdvice("insecure"));
+  if (!navigator.mediaDevices?.getUserMedia) throw new MicError("unsupported", micAdvice("unsupported"));
+  try {
+    return await navigator.mediaDevices.getUserMedia({ audio });
+  } catch (error) {
+    const name = error instanceof DOMException ? error.name : "";
+    if (name === "NotAllowedError" || name === "SecurityError") throw new MicError("denied", micAdvice("denied"));
+    if (name === "NotFoundError" || name === "OverconstrainedError") throw new MicError("no-device", micAdvice("no-device"));
+    if (name === "NotReadableError" || name === "AbortError") throw new MicError("busy", micAdvice("busy"));
+    throw new MicError("other", `${micAdvice("other")} (${String(error)})`);
+  }
+}
+
 export class Recorder {
   private stream: MediaStream | null = null;
   private node: AudioWorkletNode | null = null;
@@ -38,20 +53,8 @@ export class Recorder {
   }
 
   async start(): Promise<void> {
-    if (!window.isSecureContext) throw new MicError("insecure", micAdvice("insecure"));
-    if (!navigator.mediaDevices?.getUserMedia || !this.context.audioWorklet) throw new MicError("unsupported", micAdvice("unsupported"));
-    let stream: MediaStream;
-    try {
-      stream = await navigator.mediaDevices.getUserMedia({
-        audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 },
-      });
-    } catch (error) {
-      const name = error instanceof DOMException ? error.name : "";
-      if (name === "NotAllowedError" || name === "SecurityError") throw new MicError("denied", micAdvice("denied"));
-      if (name === "NotFoundError" || name === "OverconstrainedError") throw new MicError("no-device", micAdvice("no-device"));
-      if (name === "NotReadableError" || name === "AbortError") throw new MicError("busy", micAdvice("busy"));
-      throw new MicError("other", `${micAdvice("other")} (${String(error)})`);
-    }
+    if (!this.context.audioWorklet) throw new MicError("unsupported", micAdvice("unsupported"));
+    const stream = await openMicrophone({ echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 });
     if (!this.loaded) {
       await this.context.audioWorklet.addModule("recorder-worklet.js");
       this.loaded = true;

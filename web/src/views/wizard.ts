@@ -1,6 +1,7 @@
 // SetupWizard: persona + consent (creates the avatar: the server keeps the draft), photo, voice samples, then talk.
 import { h } from "../dom.js";
 import { api, ApiError, Avatar, PhotoResult } from "../api.js";
+import { MicError, micAdvice, openMicrophone } from "../recorder.js";
 
 const STEPS = ["Persona & consent", "Photo", "Voice", "Talk"] as const;
 
@@ -179,9 +180,12 @@ function voice(body: HTMLElement, avatar: Avatar, go: (hash: string) => void): v
   errors.id = "voice-errors";
   const reports = h("ul", { id: "voice-reports", class: "reports" });
   const profile = h("p", { id: "voice-profile", class: "note" });
+  const record = h("button", { type: "button", id: "voice-record", class: "secondary", "aria-pressed": "false" }, "● Record a sample");
+  const recordTime = h("span", { id: "voice-record-time", class: "muted", "aria-live": "polite" });
   body.replaceChildren(
     h("p", { id: "voice-help" }, "Optional. Upload a few recordings of the person speaking (any common audio format, 10 s to a few minutes each, a quiet room). Offline, Avatar makes an approximate voice match — a base voice moved toward these samples — not a clone."),
-    h("div", { class: "field" }, h("label", { for: "voice-file" }, "Voice samples"), file), status, errors, reports, profile,
+    h("div", { class: "field" }, h("label", { for: "voice-file" }, "Voice samples"), file),
+    h("div", { class: "actions" }, record, recordTime), status, errors, reports, profile,
     h("div", { class: "actions" },
       h("button", { type: "button", class: "secondary", onclick: () => go(`#/setup/${avatar.id}/1`) }, "Back"),
       h("button", { type: "button", id: "voice-next", onclick: () => go(`#/setup/${avatar.id}/3`) }, "Continue")));
@@ -198,19 +202,63 @@ function voice(body: HTMLElement, avatar: Avatar, go: (hash: string) => void): v
     if (existing.profile) profile.textContent = `Voice: ${existing.profile.label}`;
   }).catch(() => undefined);
 
-  file.addEventListener("change", async () => {
-    for (const chosen of Array.from(file.files ?? [])) {
-      status.textContent = `Checking ${chosen.name}… (the voice match is rebuilt; this takes a few seconds)`;
-      try {
-        const result = await api.voiceSample(avatar.id, chosen, chosen.name);
-        reports.append(report(result.sample));
-        profile.textContent = result.profile ? `Voice: ${result.profile.label}` : result.profileStatus ?? "";
-        status.textContent = `${chosen.name} checked.`;
-      } catch (error) {
-        status.textContent = "";
-        showProblem(errors, error);
-      }
+  async function send(blob: Blob, name: string): Promise<void> {
+    status.textContent = `Checking ${name}… (the voice match is rebuilt; this takes a few seconds)`;
+    try {
+      const result = await api.voiceSample(avatar.id, blob, name);
+      reports.append(report(result.sample));
+      profile.textContent = result.profile ? `Voice: ${result.profile.label}` : result.profileStatus ?? "";
+      status.textContent = `${name} checked.`;
+    } catch (error) {
+      status.textContent = "";
+      showProblem(errors, error);
     }
+  }
+  file.addEventListener("change", async () => {
+    for (const chosen of Array.from(file.files ?? [])) await send(chosen, chosen.name);
+  });
+
+  // Recording in the browser: MediaRecorder (WebM/Opus in Chromium); the server converts it with ffmpeg.
+  let recorder: MediaRecorder | null = null;
+  let timer: number | undefined;
+  record.addEventListener("click", async () => {
+    if (recorder) {
+      recorder.stop();
+      return;
+    }
+    errors.replaceChildren();
+    let stream: MediaStream;
+    try {
+      stream = await openMicrophone({ echoCancellation: false, noiseSuppression: false, autoGainControl: true, channelCount: 1 });
+    } catch (error) {
+      errors.replaceChildren(h("p", { class: "error" }, error instanceof MicError ? error.message : micAdvice("other")));
+      return;
+    }
+    const chunks: Blob[] = [];
+    const started = performance.now();
+    recorder = new MediaRecorder(stream);
+    recorder.ondataavailable = (event) => chunks.push(event.data);
+    recorder.onstop = () => {
+      window.clearInterval(timer);
+      for (const track of stream.getTracks()) track.stop();
+      const type = recorder?.mimeType || "audio/webm";
+      recorder = null;
+      record.textContent = "● Record a sample";
+      record.setAttribute("aria-pressed", "false");
+      recordTime.textContent = "";
+      const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
+      // The server's ffprobe finds no audio stream in Chromium's MediaRecorder WebM (seen 2026-12-02): decode it
+      // here and upload a plain 16-bit mono WAV instead.
+      void toWav(new Blob(chunks, { type }))
+        .then((wav) => send(wav, `recording-${stamp}.wav`))
+        .catch((error) => showProblem(errors, `The recording could not be decoded (${String(error)}). Upload a file instead.`));
+    };
+    recorder.start(1000);
+    record.textContent = "■ Stop recording";
+    record.setAttribute("aria-pressed", "true");
+    timer = window.setInterval(() => {
+      recordTime.textContent = `Recording… ${Math.round((performance.now() - started) / 1000)} s (read a few sentences aloud; 10 s or more)`;
+    }, 500);
   });
 }
 
@@ -225,4 +273,24 @@ function finish(body: HTMLElement, avatar: Avatar, go: (hash: string) => void): 
   void api.readiness().then((report) => {
     engines.replaceChildren(...report.components.map((c) => h("li", { class: `engine ${c.state}` }, `${c.name}: ${c.state}${c.reason ? ` — ${c.reason}` : ""}`)));
   }).catch((error) => engines.replaceChildren(h("li", { class: "error" }, String(error))));
+}
+
+/** A recorded blob (WebM/Opus) → 16-bit mono WAV at its own sample rate. */
+async function toWav(blob: Blob): Promise<Blob> {
+  const context = new OfflineAudioContext(1, 1, 48000);
+  const audio = await context.decodeAudioData(await blob.arrayBuffer());
+  const length = audio.length;
+  const mono = new Float32Array(length);
+  for (let c = 0; c < audio.numberOfChannels; c++) {
+    const data = audio.getChannelData(c);
+    for (let i = 0; i < length; i++) mono[i] += data[i] / audio.numberOfChannels;
+  }
+  const out = new DataView(new ArrayBuffer(44 + length * 2));
+  const text = (at: number, value: string) => { for (let i = 0; i < value.length; i++) out.setUint8(at + i, value.charCodeAt(i)); };
+  text(0, "RIFF"); out.setUint32(4, 36 + length * 2, true); text(8, "WAVE");
+  text(12, "fmt "); out.setUint32(16, 16, true); out.setUint16(20, 1, true); out.setUint16(22, 1, true);
+  out.setUint32(24, audio.sampleRate, true); out.setUint32(28, audio.sampleRate * 2, true); out.setUint16(32, 2, true); out.setUint16(34, 16, true);
+  text(36, "data"); out.setUint32(40, length * 2, true);
+  for (let i = 0; i < length; i++) out.setInt16(44 + i * 2, Math.round(Math.max(-1, Math.min(1, mono[i])) * 32767), true);
+  return new Blob([out.buffer], { type: "audio/wav" });
 }
