@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 AVATAR_BIN = os.environ.get("AVATAR_BIN", str(REPO / ".build/debug/avatar"))
 REAL_HOME = Path(os.environ.get("AVATAR_REAL_HOME", Path.home() / ".avatar"))
 LIBRIVOX = Path(os.environ.get("AVATAR_TEST_LIBRIVOX", "/usr/share/pocketsphinx/test/data/librivox"))
-SCREENS = REPO / "docs/screens"
+# Screenshots go to a temp folder unless AVATAR_SCREENS_DIR names one (docs/screens to refresh the README's).
+SCREENS = Path(os.environ.get("AVATAR_SCREENS_DIR") or Path(tempfile.gettempdir()) / "avatar-browser-screens").resolve()
 
 
 def free_port() -> int:

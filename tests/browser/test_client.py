@@ -395,3 +395,24 @@ def test_wizard_records_a_voice_sample(server, tmp_path):
         assert len(voice["samples"]) == 1
     finally:
         d.quit()
+
+
+def test_push_to_talk_with_space(server, tmp_path):
+    """Hold Space while speaking, release: the utterance is committed and transcribed."""
+    clip = sorted(LIBRIVOX.glob("*.wav"))[1]  # "he was not an ill disposed young man" (3 s)
+    d = make_driver(fake_audio=padded(clip, tmp_path, before=0.5, after=0.5))
+    try:
+        from selenium.webdriver.common.action_chains import ActionChains
+        avatar_id = ready_avatar(server, "Walkie")
+        open_chat(d, server, avatar_id)
+        css(d, "#avatar-canvas").click()  # focus outside the text box: Space is push-to-talk there
+        ActionChains(d).key_down(Keys.SPACE).perform()
+        wait(d, 10).until(lambda d: "active" in css(d, "#hold").get_attribute("class"))
+        time.sleep(4.0)
+        ActionChains(d).key_up(Keys.SPACE).perform()
+        wait(d, 90).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#history li.person[data-source=voice]"))
+        heard = css(d, "#history li.person[data-source=voice] .text").text.lower()
+        print(f"push-to-talk transcript: {heard!r}")
+        assert "young man" in heard or "disposed" in heard, heard
+    finally:
+        d.quit()
