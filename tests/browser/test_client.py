@@ -416,3 +416,20 @@ def test_push_to_talk_with_space(server, tmp_path):
         assert "young man" in heard or "disposed" in heard, heard
     finally:
         d.quit()
+
+
+def test_sign_in_and_error_boundary(server, browser):
+    """Without the cookie: the sign-in view; a view that fails (no such avatar): the error and a retry, not a blank page."""
+    d = browser
+    d.get(f"{server.base}/#/")
+    wait(d).until(lambda d: css(d, "h1").text == "Sign in")
+    assert "avatar token create" in css(d, "#token-help").text
+    css(d, "#token").send_keys(server.token)
+    css(d, "#token").send_keys(Keys.ENTER)
+    wait(d).until(lambda d: css(d, "h1").text == "Your avatars")
+    d.get(f"{server.base}/#/chat/00000000-0000-0000-0000-000000000000")
+    wait(d).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".failure"))
+    assert css(d, ".failure h1").text == "Something went wrong"
+    assert css(d, ".failure p").text.strip() != ""
+    assert css(d, "#retry").is_displayed()
+    assert serious_violations(d) == []
