@@ -433,3 +433,18 @@ def test_sign_in_and_error_boundary(server, browser):
     assert css(d, ".failure p").text.strip() != ""
     assert css(d, "#retry").is_displayed()
     assert serious_violations(d) == []
+
+
+def test_stop_button_interrupts(server, browser):
+    d = browser
+    avatar_id = ready_avatar(server, "Halt")
+    open_chat(d, server, avatar_id)
+    css(d, "#message").send_keys("Tell me a long story about a lighthouse keeper and his cat.")
+    css(d, "#message").send_keys(Keys.ENTER)
+    wait(d, 120).until(lambda d: css(d, "#state").get_attribute("data-state") == "speaking")
+    time.sleep(0.5)
+    css(d, "#stop").click()
+    wait(d, 30).until(lambda d: "1:turn_end=interrupted" in d.execute_script("return avatarDebug.messages"))
+    assert css(d, "#history li.avatar[data-turn='1'] .notice").text.startswith("Interrupted")
+    wait(d, 10).until(lambda d: css(d, "#state").get_attribute("data-state") == "idle")
+    assert css(d, "#stop").get_attribute("disabled") is not None
