@@ -5,20 +5,25 @@ SWIFT ?= swift
 RELEASE_BIN := .build/release/avatar
 DEBUG_BIN := .build/debug/avatar
 
-.PHONY: run test setup build build-debug build-deps doctor bench clean
+.PHONY: run test setup build build-debug build-deps web doctor bench clean
 
-## run: install Debian/PyPI dependencies and models, build (release), serve on http://127.0.0.1:8080
-run: setup
+## run: install Debian/PyPI dependencies and models, build (release) and the web client, serve on http://127.0.0.1:8080
+run: setup web
 	$(RELEASE_BIN) serve
 
 ## test: install dependencies (plus test data), build (debug), run every test with the real engines
 test: build-debug
 	$(DEBUG_BIN) setup --with-test-tools
+	@scripts/build-web.sh
 	@scripts/run-tests.sh
 
 ## setup: everything `run` needs, without serving
 setup: build
 	$(RELEASE_BIN) setup
+
+## web: type-check (tsc) and bundle (esbuild) the browser client into Public/app.js (tools from `avatar setup`)
+web:
+	@scripts/build-web.sh
 
 build-deps:
 	@scripts/build-deps.sh

@@ -2,6 +2,8 @@
 # Runs the whole test suite against the debug build and keeps its output in .build/test.log.
 # When something fails, the failures are repeated at the very end, so the last lines of a CI log
 # say which test failed and why (the full log can be thousands of lines).
+# Then the web client's tests in headless Chromium (tests/browser, pytest + Selenium; log in .build/browser-test.log),
+# unless arguments were given (a filtered Swift run) or AVATAR_BROWSER_TESTS=0.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 log=.build/test.log
@@ -13,5 +15,19 @@ if [ "$status" -ne 0 ]; then
   echo "==> failures (full output: $log)"
   grep -E '✘|recorded an issue|error:|fatal' "$log" | grep -v '^✘ Test run with' | tail -n 40
   grep -E '^✘ Test run with' "$log" | tail -n 1
+fi
+if [ "$#" -eq 0 ] && [ "${AVATAR_BROWSER_TESTS:-1}" != "0" ]; then
+  echo
+  echo "==> web client in headless Chromium (tests/browser)"
+  python="${AVATAR_VENV_DIR:-${AVATAR_HOME:-$HOME/.avatar}/venv}/bin/python"
+  browser_log=.build/browser-test.log
+  AVATAR_BIN="$PWD/.build/debug/avatar" "$python" -m pytest -p no:cacheprovider -v -rA tests/browser 2>&1 | tee "$browser_log"
+  browser=${PIPESTATUS[0]}
+  if [ "$browser" -ne 0 ]; then
+    echo
+    echo "==> browser test failures (full output: $browser_log)"
+    grep -E '^(FAILED|ERROR)' "$browser_log" | tail -n 20
+    [ "$status" -eq 0 ] && status=$browser
+  fi
 fi
 exit "$status"

@@ -25,11 +25,16 @@ public enum DebianRequirements {
         .init(package: "libsqlite3-dev", purpose: "SQLite for the database", program: nil, versionArguments: []),
         .init(package: "libturbojpeg0-dev", purpose: "JPEG encoding of video frames", program: nil, versionArguments: []),
         .init(package: "cmake", purpose: "builds llama-cpp-python (first set-up only)", program: "cmake", versionArguments: ["--version"]),
+        .init(package: "node-typescript", purpose: "type-checks the web client (scripts/build-web.sh)", program: "tsc", versionArguments: ["--version"]),
+        .init(package: "esbuild", purpose: "bundles the web client into Public/app.js (scripts/build-web.sh)", program: "esbuild", versionArguments: ["--version"]),
     ]
 
     public static let testOnly: [DebianRequirement] = [
         .init(package: "pocketsphinx-testdata", purpose: "real English recordings for ASR tests", program: nil, versionArguments: []),
         .init(package: "colobot-common-sounds", purpose: "a real noise recording (machine sound) for the noise-reduction test and bench", program: nil, versionArguments: []),
+        .init(package: "chromium", purpose: "headless browser for the web client's tests (tests/browser)", program: "chromium", versionArguments: ["--version"]),
+        .init(package: "chromium-driver", purpose: "WebDriver for Chromium (Selenium, tests/browser)", program: "chromedriver", versionArguments: ["--version"]),
+        .init(package: "fonts-noto-color-emoji", purpose: "emoji in the web client's test screenshots (docs/screens)", program: nil, versionArguments: []),
     ]
 
     /// The packages of `names` that `dpkg` does not report as installed.
