@@ -95,6 +95,8 @@ struct ChildSafetyEngineTests {
         var transcript: [String] = []
         var modelReplies = 0
         var moderated = 0
+        var regenerated = 0
+        var replies: [String] = []
         for (index, message) in Self.thirtyTurns.enumerated() {
             let started = ContinuousClock.now
             let (_, metadata) = try await collect(talk.reply(to: message))
@@ -102,6 +104,8 @@ struct ChildSafetyEngineTests {
             let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
             if metadata.chain?.backend == "embedded", metadata.chain?.usedFallback == false { modelReplies += 1 }
             if metadata.moderated != nil { moderated += 1 }
+            if metadata.regenerated { regenerated += 1 }
+            replies.append(RepetitionDetector.words(metadata.text).joined(separator: " "))
             let note = metadata.moderated.map { " [child-safe: \($0.rawValue)]" } ?? (metadata.chain?.backend == nil ? " [canned: \(metadata.chain?.summary ?? "")]" : "")
             transcript.append(String(format: "%2d. child: %@\n    Lumi (%.1f s)%@: %@", index + 1, message, seconds, note, metadata.text))
         }
@@ -114,5 +118,10 @@ struct ChildSafetyEngineTests {
         // `avatar bench safety` measures (6.2 % of ordinary held-out prompts), so up to 2 of 30 are allowed here.
         #expect(modelReplies + moderated == 30, "only \(modelReplies) of 30 replies came from the model (moderated: \(moderated))")
         #expect(moderated <= 2, "\(moderated) of 30 ordinary turns were cut by child-safe mode")
+        // SmolLM2-135M used to copy its own reply from turn 5 on (5 distinct replies of 30). With the penalties, the
+        // history without copies and the one hotter retry, at least 80 % of the replies must differ.
+        let distinct = Set(replies).count
+        print("distinct replies: \(distinct)/30; regenerated after a repeat: \(regenerated)")
+        #expect(distinct >= 24, "only \(distinct) of 30 replies are distinct")
     }
 }

@@ -50,7 +50,8 @@ struct RepetitionTests {
     func detector() {
         let detector = RepetitionDetector(recentReplies: ["A: No way! You're too.", "Yes!", "The sea is big and blue, and fish live in it."])
         #expect(detector.repeats("a: no way!  you're too"))
-        #expect(detector.repeats("A: No way! You are too."))           // one word in five changed
+        #expect(detector.repeats("A: No way! You're two."))            // one word in five changed
+        #expect(!detector.repeats("A: No way! You are so tall."))       // three of six changed
         #expect(detector.repeats("The sea is big and blue, and many fish live in it."))
         #expect(!detector.repeats("Yes!"))                               // too short to count
         #expect(!detector.repeats("Pandas eat bamboo, lots of it."))
