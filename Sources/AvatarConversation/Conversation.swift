@@ -21,6 +21,9 @@ public struct ReplyMetadata: Sendable, Equatable {
     public var cached: Bool
     /// Set when the active model cannot serve this language: what is wrong and how to fix it.
     public var capabilityNotice: String?
+    /// The model's first reply repeated one of its recent replies and was asked for again (hotter sampling);
+    /// the repeat itself was never shown, spoken or stored.
+    public var regenerated: Bool = false
 }
 
 /// Events of one reply, in order: speakable segments as early as possible, then the metadata.
@@ -36,11 +39,35 @@ public struct ConversationOptions: Sendable {
     /// Tokens reserved for the reply.
     public var replyTokens: Int
     public var temperature: Double
+    /// Penalties against repeating itself (see `ChatOptions`): a small model copies text in its context.
+    public var repeatPenalty: Double?
+    public var frequencyPenalty: Double?
+    public var presencePenalty: Double?
+    /// A reply that repeats one of the last `repeatWindow` replies is asked for once more at this temperature
+    /// (and a stronger repeat penalty); nil turns the check off.
+    public var retryTemperature: Double?
+    public var repeatWindow: Int
 
-    public init(contextTokens: Int = 2048, replyTokens: Int = 160, temperature: Double = 0.7) {
+    public init(contextTokens: Int = 2048, replyTokens: Int = 160, temperature: Double = 0.7,
+                repeatPenalty: Double? = 1.15, frequencyPenalty: Double? = 0.4, presencePenalty: Double? = 0.2,
+                retryTemperature: Double? = 1.0, repeatWindow: Int = 6) {
         self.contextTokens = contextTokens
         self.replyTokens = replyTokens
         self.temperature = temperature
+        self.repeatPenalty = repeatPenalty
+        self.frequencyPenalty = frequencyPenalty
+        self.presencePenalty = presencePenalty
+        self.retryTemperature = retryTemperature
+        self.repeatWindow = repeatWindow
+    }
+
+    /// The sampling options for a first try, or for the retry after a repeated reply.
+    func chatOptions(retry: Bool) -> ChatOptions {
+        guard retry, let hotter = retryTemperature else {
+            return ChatOptions(maxTokens: replyTokens, temperature: temperature, repeatPenalty: repeatPenalty, frequencyPenalty: frequencyPenalty, presencePenalty: presencePenalty)
+        }
+        return ChatOptions(maxTokens: replyTokens, temperature: max(hotter, temperature), repeatPenalty: (repeatPenalty ?? 1.1) + 0.1,
+                           frequencyPenalty: min(2, (frequencyPenalty ?? 0) + 0.3), presencePenalty: presencePenalty)
     }
 }
 
@@ -147,35 +174,66 @@ public actor Conversation {
 
         let prompt = try buildPrompt(message, language: language, emotion: userEmotion, memory: memory)
         lastPrompt = prompt
+        // A reply that begins like one of the recent replies is held back until it differs; if it ends as a repeat
+        // (the same words, or nearly), it is dropped unseen and the model is asked once more, hotter.
+        let detector = RepetitionDetector(recentReplies: options.retryTemperature == nil ? [] : try recentReplies())
         var segmenter = SpeakableSegmenter()
         var spoken: [SpeakableSegment] = []
+        var held: [SpeakableSegment] = []
         var status: ChainStatus?
-        // In child-safe mode every clause is checked before it is emitted (shown, spoken) or stored; the first
-        // flagged clause ends the reply, and the stream to the model is cancelled with it.
-        events: for await event in chain.stream(prompt, options: ChatOptions(maxTokens: options.replyTokens, temperature: options.temperature), canned: persona.cannedReply(language: language)) {
-            switch event {
-            case .token(let token):
-                for segment in segmenter.feed(token) {
-                    if childSafe, let category = await safety.checkOutput(segment.text, previous: spoken.last?.text).category {
-                        metadata.moderated = category
-                        break events
-                    }
-                    spoken.append(segment)
-                    emit(.segment(segment))
-                }
-            case .finished(let finished):
-                status = finished
+        var retry = false
+        attempts: while true {
+            var holding = true
+            // Emits what was held back once the reply can no longer be a repeat.
+            func release() {
+                holding = false
+                for segment in held { spoken.append(segment); emit(.segment(segment)) }
+                held.removeAll()
             }
+            // In child-safe mode every clause is checked before it is emitted (shown, spoken) or stored; the first
+            // flagged clause ends the reply, and the stream to the model is cancelled with it.
+            events: for await event in chain.stream(prompt, options: options.chatOptions(retry: retry), canned: persona.cannedReply(language: language)) {
+                switch event {
+                case .token(let token):
+                    for segment in segmenter.feed(token) {
+                        if childSafe, let category = await safety.checkOutput(segment.text, previous: (held.last ?? spoken.last)?.text).category {
+                            metadata.moderated = category
+                            break events
+                        }
+                        if holding {
+                            held.append(segment)
+                            if !detector.couldRepeat(held.map(\.text).joined(separator: " ")) { release() }
+                        } else {
+                            spoken.append(segment)
+                            emit(.segment(segment))
+                        }
+                    }
+                case .finished(let finished):
+                    status = finished
+                }
+            }
+            if metadata.moderated == nil, let last = segmenter.flush() {
+                if childSafe, let category = await safety.checkOutput(last.text, previous: (held.last ?? spoken.last)?.text).category {
+                    metadata.moderated = category
+                } else if holding {
+                    held.append(last)
+                } else {
+                    spoken.append(last)
+                    emit(.segment(last))
+                }
+            }
+            if !retry, metadata.moderated == nil, holding, let status, status.backend != nil, !status.interrupted,
+               detector.repeats(held.map(\.text).joined(separator: " ")) {
+                retry = true
+                metadata.regenerated = true
+                held.removeAll()
+                segmenter = SpeakableSegmenter()
+                continue attempts
+            }
+            release()
+            break attempts
         }
         metadata.chain = status
-        if metadata.moderated == nil, let last = segmenter.flush() {
-            if childSafe, let category = await safety.checkOutput(last.text, previous: spoken.last?.text).category {
-                metadata.moderated = category
-            } else {
-                spoken.append(last)
-                emit(.segment(last))
-            }
-        }
         if let category = metadata.moderated {
             // The unsafe clause was never shown, spoken or stored: what was said stays, and the redirection (a fixed
             // script for self-harm, secrecy, meeting, personal data and sexual topics) follows it.
@@ -210,6 +268,12 @@ public actor Conversation {
         storedReply = storedReply.filter { $0.key > number - 4 }
         amendedReplies = amendedReplies.filter { $0.key > number - 4 }
         emit(.done(metadata))
+    }
+
+    /// The avatar's last replies (newest last), for the repetition check.
+    func recentReplies() throws -> [String] {
+        let turns = try database.turns(avatarId: avatarId)
+        return Array(turns.filter { $0.role == "assistant" }.suffix(options.repeatWindow).map(\.text))
     }
 
     /// The persona's cache namespace: a changed persona never reads the old persona's answers.
@@ -264,7 +328,22 @@ public actor Conversation {
             memory.summarizedThrough = lastFolded
             try database.saveSummary(avatarId: avatarId, summary: memory.summary, through: lastFolded)
         }
-        return [.system(system())] + kept.map { ChatMessage(role: $0.role, content: $0.text) } + (hint.map { [.system($0)] } ?? []) + [.user(message)]
+        return [.system(system())] + Self.withoutRepeatedReplies(kept).map { ChatMessage(role: $0.role, content: $0.text) } + (hint.map { [.system($0)] } ?? []) + [.user(message)]
+    }
+
+    /// The history without the avatar's replies that repeat (nearly) an earlier reply in it: a small model copies
+    /// what its context shows it said, and each copy makes the next one likelier. Only later copies go, so the
+    /// prompt's prefix stays the same from turn to turn (llama.cpp's prompt cache).
+    static func withoutRepeatedReplies(_ turns: [StoredTurn]) -> [StoredTurn] {
+        var seen: [[String]] = []
+        return turns.filter { turn in
+            guard turn.role == "assistant" else { return true }
+            let words = RepetitionDetector.words(turn.text)
+            guard words.count >= RepetitionDetector.minimumWords else { return true }
+            if seen.contains(where: { RepetitionDetector.nearlyEqual($0, words) }) { return false }
+            seen.append(words)
+            return true
+        }
     }
 
     static func capabilityNotice(backend: any LLMBackend, language: String) -> String {

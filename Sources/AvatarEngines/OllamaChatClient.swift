@@ -60,11 +60,15 @@ public struct OllamaChatClient: Sendable {
     }
 
     func requestBody(_ messages: [ChatMessage], _ options: ChatOptions) throws -> Data {
+        var sampling: [String: Any] = ["temperature": options.temperature, "num_predict": options.maxTokens]
+        if let penalty = options.repeatPenalty { sampling["repeat_penalty"] = penalty }
+        if let penalty = options.frequencyPenalty { sampling["frequency_penalty"] = penalty }
+        if let penalty = options.presencePenalty { sampling["presence_penalty"] = penalty }
         var object: [String: Any] = [
             "model": model,
             "messages": messages.map { ["role": $0.role, "content": $0.content] },
             "stream": true,
-            "options": ["temperature": options.temperature, "num_predict": options.maxTokens],
+            "options": sampling,
         ]
         if let keepAlive { object["keep_alive"] = keepAlive }
         return try JSONSerialization.data(withJSONObject: object)

@@ -18,13 +18,22 @@ public struct ChatMessage: Codable, Sendable, Equatable {
 }
 
 /// Sampling options for a chat completion.
-public struct ChatOptions: Sendable {
+public struct ChatOptions: Sendable, Equatable {
     public var maxTokens: Int
     public var temperature: Double
+    /// llama.cpp's multiplicative penalty on tokens seen in the last 64 (1 = off; the embedded server's default
+    /// is 1.1). Sent only to servers that take it (the embedded llama-cpp-python server, Ollama); nil: the default.
+    public var repeatPenalty: Double?
+    /// OpenAI's additive penalties (−2…2) on tokens already seen: by how often, and at all; nil: the default (0).
+    public var frequencyPenalty: Double?
+    public var presencePenalty: Double?
 
-    public init(maxTokens: Int = 256, temperature: Double = 0.7) {
+    public init(maxTokens: Int = 256, temperature: Double = 0.7, repeatPenalty: Double? = nil, frequencyPenalty: Double? = nil, presencePenalty: Double? = nil) {
         self.maxTokens = maxTokens
         self.temperature = temperature
+        self.repeatPenalty = repeatPenalty
+        self.frequencyPenalty = frequencyPenalty
+        self.presencePenalty = presencePenalty
     }
 }
 
@@ -34,11 +43,15 @@ public struct OpenAIChatClient: Sendable {
     let http: EngineHTTP
     let model: String
     let apiKey: String?
+    /// Whether the server takes llama.cpp's `repeat_penalty` (llama-cpp-python's does; OpenAI's API rejects
+    /// unknown fields, so it is not sent elsewhere).
+    let acceptsRepeatPenalty: Bool
 
-    public init(endpoint: any EngineEndpoint, client: HTTPClient, model: String, apiKey: String? = nil, timeout: Double) {
+    public init(endpoint: any EngineEndpoint, client: HTTPClient, model: String, apiKey: String? = nil, timeout: Double, acceptsRepeatPenalty: Bool = false) {
         http = EngineHTTP(endpoint: endpoint, client: client, timeout: timeout)
         self.model = model
         self.apiKey = apiKey
+        self.acceptsRepeatPenalty = acceptsRepeatPenalty
     }
 
     /// The engine's name, for errors and reply metadata.
@@ -92,13 +105,16 @@ public struct OpenAIChatClient: Sendable {
     }
 
     func requestBody(_ messages: [ChatMessage], _ options: ChatOptions, stream: Bool) throws -> Data {
-        let object: [String: Any] = [
+        var object: [String: Any] = [
             "model": model,
             "messages": messages.map { ["role": $0.role, "content": $0.content] },
             "stream": stream,
             "max_tokens": options.maxTokens,
             "temperature": options.temperature,
         ]
+        if acceptsRepeatPenalty, let penalty = options.repeatPenalty { object["repeat_penalty"] = penalty }
+        if let penalty = options.frequencyPenalty { object["frequency_penalty"] = penalty }
+        if let penalty = options.presencePenalty { object["presence_penalty"] = penalty }
         return try JSONSerialization.data(withJSONObject: object)
     }
 

