@@ -355,6 +355,12 @@ actor LiveSession {
         try Task.checkCancellation()
         guard number == turn, var current = progress, !samples.isEmpty else { return }
         let start = await head.push(samples, timings: timings)
+        // A barge-in may have cleared the face while this clause was on its way to it.
+        if Task.isCancelled {
+            // (Unless a newer turn owns the face by now.)
+            if progress == nil || progress?.number == number { await head.clear() }
+            throw CancellationError()
+        }
         if current.firstSample == nil {
             current.firstSample = start
             current.timings.firstAudio = (ContinuousClock.now - current.started).milliseconds
@@ -365,6 +371,7 @@ actor LiveSession {
         // Half-second chunks: the client can schedule each one as it arrives.
         var sequence = UInt32(progress?.clauses.count ?? 0) << 16
         for offset in stride(from: 0, to: samples.count, by: 8000) {
+            try Task.checkCancellation()
             let chunk = samples[offset..<min(offset + 8000, samples.count)]
             var pcm = [UInt8]()
             pcm.reserveCapacity(chunk.count * 2)
