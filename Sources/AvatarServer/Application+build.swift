@@ -18,7 +18,8 @@ public func buildApplication(runtime: AvatarRuntime, limits: APILimits = APILimi
     let router = buildRouter(runtime: runtime, services: services, jobs: jobs)
     var app = Application(
         router: router,
-        server: .http1WebSocketUpgrade(webSocketRouter: buildSessionRouter(services: services)),
+        // Frames up to 1 MiB go out whole (a 512² JPEG is 20–60 KB; the default 16 KiB would fragment every one).
+        server: .http1WebSocketUpgrade(webSocketRouter: buildSessionRouter(services: services), configuration: .init(ws: .init(maxFrameSize: 1 << 20))),
         configuration: .init(address: .hostname(runtime.settings.host, port: port ?? runtime.settings.port), serverName: "avatar"),
         logger: runtime.logger
     )

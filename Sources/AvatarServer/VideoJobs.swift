@@ -161,10 +161,10 @@ public final class JobQueue: Service, Sendable {
         let database = runtime.database
         let input = try APIJSON.decoder.decode(VideoJobInput.self, from: Data(job.input.utf8))
         guard let avatar = try database.avatar(id: job.avatarId, accountId: job.accountId) else { throw Failure(userMessage: "the avatar was deleted") }
-        guard let host = runtime.engineHost else { throw Failure(userMessage: "the engines are disabled (AVATAR_ENGINES_ENABLED=false)") }
         guard let rig = try await AvatarFace.rig(of: avatar, accountId: job.accountId, services: services) else {
             throw Failure(userMessage: "the avatar's photo is gone; upload a photo and start the video again")
         }
+        guard let host = runtime.engineHost else { throw Failure(userMessage: "the engines are disabled (AVATAR_ENGINES_ENABLED=false)") }
 
         let work = services.media.tempDirectory + "/job-\(job.id)"
         try? FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)

@@ -125,6 +125,7 @@ struct SessionTests {
             print("barge-in: interrupted \(latency) after the person started speaking")
             let interrupted = try #require(probe.messages("interrupted").first)
             #expect(interrupted["turn"] as? Int == 1)
+            try await probe.wait("turn 1 ends", timeout: 10) { $0.turnEnd(1) != nil }
             #expect(probe.turnEnd(1)?["reason"] as? String == "interrupted")
             let heard = interrupted["heard"] as? String ?? "?"
             try await speaking.value

@@ -10,59 +10,85 @@ import HummingbirdWebSocket
 import Logging
 import NIOCore
 
-/// Writes to one socket. Control messages and the avatar's audio are awaited in order and never dropped; video
-/// frames go through a queue of two that drops the oldest when the client reads too slowly.
+/// Writes to one socket, from one writer loop: a message is never split by another (the socket fragments large
+/// messages, and two interleaved writers would corrupt the stream). Control messages and the avatar's audio are
+/// queued in order and never dropped; at most two video frames wait, and a newer one is dropped when the client
+/// reads too slowly.
 actor Outbox {
+    enum Item: Sendable {
+        case text(String)
+        case binary([UInt8])
+        case video([UInt8])
+    }
+
     let writer: WebSocketOutboundWriter
+    private let queue: AsyncStream<Item>
+    private let sink: AsyncStream<Item>.Continuation
     private(set) var closed = false
-    private var video: AsyncStream<[UInt8]>.Continuation?
+    private var pendingVideo = 0
     private(set) var framesSent = 0
     private(set) var framesDropped = 0
 
     init(writer: WebSocketOutboundWriter) {
         self.writer = writer
+        (queue, sink) = AsyncStream<Item>.makeStream()
     }
 
-    func send(_ message: ServerMessage) async {
+    func send(_ message: ServerMessage) {
         guard !closed else { return }
-        do { try await writer.writeTextMessage(message.json) } catch { closed = true }
+        sink.yield(.text(message.json))
     }
 
-    func sendBinary(_ bytes: [UInt8]) async {
+    func sendBinary(_ bytes: [UInt8]) {
         guard !closed else { return }
-        do { try await writer.writeBinaryMessage(ByteBuffer(bytes: bytes)) } catch { closed = true }
+        sink.yield(.binary(bytes))
     }
 
-    /// Queues a video frame; false when it pushed an older one out (a slow client).
+    /// Queues a video frame; false when it was dropped (a slow client, or the socket is closing).
     func offerVideo(_ bytes: [UInt8]) -> Bool {
-        guard let video, !closed else { return false }
-        if case .dropped = video.yield(bytes) {
+        guard !closed, pendingVideo < 2 else {
             framesDropped += 1
             return false
         }
+        pendingVideo += 1
+        sink.yield(.video(bytes))
         return true
     }
 
-    /// Sends queued video frames until the session ends.
-    func runVideo() async {
-        let (stream, continuation) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .bufferingNewest(2))
-        video = continuation
-        for await frame in stream {
-            await sendBinary(frame)
+    private func sent(_ item: Item) {
+        if case .video = item {
+            pendingVideo -= 1
             framesSent += 1
         }
     }
 
+    /// Writes what is queued until `finish()`.
+    func run() async {
+        for await item in queue {
+            do {
+                switch item {
+                case .text(let text): try await writer.writeTextMessage(text)
+                case .binary(let bytes), .video(let bytes): try await writer.writeBinaryMessage(ByteBuffer(bytes: bytes))
+                }
+            } catch {
+                closed = true
+            }
+            sent(item)
+        }
+    }
+
+    /// Closes the socket with an application code (before the writer loop runs, e.g. a refused `hello`).
     func close(code: Int, reason: String) async {
         guard !closed else { return }
         closed = true
-        video?.finish()
+        sink.finish()
         try? await writer.close(.unknown(UInt16(code)), reason: reason)
     }
 
+    /// No more messages: the writer loop ends once the queue is written.
     func finish() {
         closed = true
-        video?.finish()
+        sink.finish()
     }
 }
 

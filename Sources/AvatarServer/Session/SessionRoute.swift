@@ -196,7 +196,7 @@ func runSession(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWrit
     // 2. The loops: mic → recognizer, frames, video sender; the socket reader here.
     let (mic, micSink) = AsyncStream<[Float]>.makeStream()
     await withTaskGroup(of: Void.self) { group in
-        group.addTask { await outbox.runVideo() }
+        group.addTask { await outbox.run() }
         group.addTask { await session.runFrames() }
         group.addTask { await recognize(mic, session: session, services: services, language: hello.language, logger: sessionLogger) }
         do {
