@@ -23,6 +23,9 @@ struct BenchSession: AsyncParsableCommand {
     @Option(help: "Concurrent sessions to try, comma-separated (each sends text turns).")
     var sessions = "1,2,4"
 
+    @Option(help: "Which measurements: turns, bargein, echo, cached, concurrent (comma-separated).")
+    var parts = "turns,bargein,echo,cached,concurrent"
+
     @Option(help: "Directory of LibriVox clips with a `transcription` file (Debian pocketsphinx-testdata).")
     var librivox = "/usr/share/pocketsphinx/test/data/librivox"
 
@@ -58,12 +61,15 @@ struct BenchSession: AsyncParsableCommand {
         let clips = try loadClips()
         print("\n" + "measurement".padding(toLength: 52, withPad: " ", startingAt: 0) + "  p50 ms   p95 ms   notes")
 
-        try await measureSpokenTurns(port: port, token: token, avatar: avatar, clips: clips)
-        try await measureBargeIn(port: port, token: token, avatar: avatar, clips: clips)
-        try await measureEcho(port: port, token: token, avatar: avatar)
-        try await measureCached(port: port, token: token, avatar: avatar)
-        for count in sessions.split(separator: ",").compactMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) {
-            try await measureConcurrent(count, port: port, token: token, avatar: avatar)
+        let chosen = Set(parts.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        if chosen.contains("turns") { try await measureSpokenTurns(port: port, token: token, avatar: avatar, clips: clips) }
+        if chosen.contains("bargein") { try await measureBargeIn(port: port, token: token, avatar: avatar, clips: clips) }
+        if chosen.contains("echo") { try await measureEcho(port: port, token: token, avatar: avatar) }
+        if chosen.contains("cached") { try await measureCached(port: port, token: token, avatar: avatar) }
+        if chosen.contains("concurrent") {
+            for count in sessions.split(separator: ",").compactMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) {
+                try await measureConcurrent(count, port: port, token: token, avatar: avatar)
+            }
         }
     }
 
@@ -140,7 +146,7 @@ struct BenchSession: AsyncParsableCommand {
     }
 
     func measureBargeIn(port: Int, token: String, avatar: String, clips: [[Float]]) async throws {
-        var toInterrupted: [Double] = [], toLastMedia: [Double] = []
+        var toInterrupted: [Double] = [], toLastMedia: [Double] = [], skipped = 0
         for index in 0..<trials {
             let session = try await SessionRecorder.open(port: port, token: token, avatar: avatar)
             try await session.wait("ready", timeout: 30) { !$0.messages("ready").isEmpty }
@@ -152,8 +158,14 @@ struct BenchSession: AsyncParsableCommand {
             let sent = ContinuousClock.now
             let onset = sent + .milliseconds(Self.onset(clip) / 16)
             let speaking = Task { try await session.speak(clip) }
-            try await session.wait("interrupted", timeout: 15) { !$0.messages("interrupted").isEmpty }
+            // A reply that ends before the person's voice reaches the VAD cannot be interrupted: that trial is skipped.
+            try await session.wait("interrupted or the end of the reply", timeout: 30) { !$0.messages("interrupted").isEmpty || $0.turnEnd(1) != nil }
             speaking.cancel()
+            guard !session.messages("interrupted").isEmpty else {
+                skipped += 1
+                await session.close()
+                continue
+            }
             let events = session.events
             if case .message(_, let at)? = events.first(where: { if case .message(let text, _) = $0 { return text.contains("\"interrupted\"") } else { return false } }) {
                 toInterrupted.append(Self.milliseconds(onset, at))
@@ -168,7 +180,7 @@ struct BenchSession: AsyncParsableCommand {
             if let lastMedia { toLastMedia.append(max(0, Self.milliseconds(onset, lastMedia))) }
             await session.close()
         }
-        report("barge-in: speech onset → interrupted", toInterrupted, "\(toInterrupted.count) trials; VAD needs 96 ms of speech")
+        report("barge-in: speech onset → interrupted", toInterrupted, "\(toInterrupted.count) trials (\(skipped) replies ended first); VAD needs 96 ms of speech")
         report("barge-in: speech onset → last audio/speaking frame", toLastMedia, "")
     }
 
