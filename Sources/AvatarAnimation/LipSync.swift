@@ -284,9 +284,9 @@ public struct ExpressionTrack: Sendable {
 
     /// - Parameters:
     ///   - duration: seconds to cover.
-    ///   - emotion: `neutral`, `happy`, `sad`, `surprised`, `angry` or `thinking`.
+    ///   - emotion: the expression's emotion (`Emotion.Label.expression` gives its smile and brows).
     ///   - intensity: 0…1.
-    public init(duration: Double, emotion: String = "neutral", intensity: Double = 0.7, seed: UInt64 = 7) {
+    public init(duration: Double, emotion: Emotion.Label = .neutral, intensity: Double = 0.7, seed: UInt64 = 7) {
         var random = SplitMix(seed: seed)
         var times: [Double] = []
         var t = 0.6 + random.next() * 1.5
@@ -304,18 +304,9 @@ public struct ExpressionTrack: Sendable {
         }
         saccades = shifts
         let k = min(max(intensity, 0), 1)
-        switch emotion {
-        case "happy": (emotionSmile, emotionBrows) = (0.9 * k, 0.15 * k)
-        case "sad": (emotionSmile, emotionBrows) = (-0.6 * k, -0.2 * k)
-        case "surprised": (emotionSmile, emotionBrows) = (0.1 * k, 0.9 * k)
-        case "angry": (emotionSmile, emotionBrows) = (-0.3 * k, -0.8 * k)
-        case "thinking": (emotionSmile, emotionBrows) = (-0.1 * k, 0.3 * k)
-        default: (emotionSmile, emotionBrows) = (0, 0)
-        }
+        let expression = emotion.expression
+        (emotionSmile, emotionBrows) = (expression.smile * k, expression.brows * k)
     }
-
-    /// The known emotions.
-    public static let emotions = ["neutral", "happy", "sad", "surprised", "angry", "thinking"]
 
     /// Eyelid closure at time `t`: 80 ms closing, 40 ms closed, 120 ms opening.
     public func blink(at t: Double) -> Double {
@@ -372,5 +363,20 @@ struct SplitMix {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         z ^= z >> 31
         return Double(z >> 11) / Double(1 << 53)
+    }
+}
+
+extension Emotion.Label {
+    /// The face's expression at full intensity: smile (−1 frown … 1 smile) and brows (−1 lowered … 1 raised).
+    public var expression: (smile: Double, brows: Double) {
+        switch self {
+        case .neutral: return (0, 0)
+        case .joy: return (0.9, 0.15)
+        case .sadness: return (-0.6, -0.2)
+        case .surprise: return (0.1, 0.9)
+        case .anger: return (-0.3, -0.8)
+        case .fear: return (-0.35, 0.7)
+        case .calm: return (0.2, 0.1)
+        }
     }
 }

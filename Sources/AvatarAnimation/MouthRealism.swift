@@ -216,7 +216,7 @@ public struct MouthRealismSummary: Sendable {
 
     /// Renders every speaking frame of `track` with `renderer` (neutral expression, the export's head motion)
     /// and measures it; `each` sees every measured frame's pixels (e.g. to encode it for MediaPipe).
-    public static func measure(_ renderer: FaceRenderer, track: MouthTrack, emotion: String = "neutral", intensity: Double = 0,
+    public static func measure(_ renderer: FaceRenderer, track: MouthTrack, emotion: Emotion.Label = .neutral, intensity: Double = 0,
                                each: (Int, UnsafePointer<UInt8>) throws -> Void = { _, _ in }) rethrows -> MouthRealismSummary {
         let expression = ExpressionTrack(duration: Double(track.shapes.count) / track.fps, emotion: emotion, intensity: intensity)
         var frame: [UInt8] = []

@@ -19,6 +19,14 @@ public enum AnimationError: AvatarError {
         }
     }
 
+    public var httpStatus: Int {
+        switch self {
+        case .unreadableImage, .unreadableAudio, .faceTooSmall: return 422
+        case .encoderFailed: return 500
+        case .cancelled: return 409
+        }
+    }
+
     public var retryable: Bool { false }
 }
 

@@ -38,7 +38,7 @@ public actor TalkingHead {
     var attention = 0.0
     var listening = false
 
-    public init(renderer: FaceRenderer, emotion: String = "neutral", intensity: Double = 0.6, jpegQuality: Int = 80, fps: Double = 25) throws {
+    public init(renderer: FaceRenderer, emotion: Emotion.Label = .neutral, intensity: Double = 0.6, jpegQuality: Int = 80, fps: Double = 25) throws {
         self.renderer = renderer
         self.fps = fps
         encoder = try JPEGEncoder(quality: jpegQuality)
@@ -100,7 +100,7 @@ public actor TalkingHead {
     }
 
     /// Changes the emotion layer (takes effect on the next frame).
-    public func setEmotion(_ emotion: String, intensity: Double) {
+    public func setEmotion(_ emotion: Emotion.Label, intensity: Double) {
         let (blinks, saccades) = (expression.blinkTimes, expression.saccades)
         expression = ExpressionTrack(duration: 3600, emotion: emotion, intensity: intensity)
         expression.blinkTimes = blinks

@@ -15,7 +15,7 @@ public struct VideoExporter: Sendable {
     /// times for this audio) the lips follow the phonemes; without, the audio alone. Cancelling the calling task
     /// stops ffmpeg and throws `CancellationError`; `isCancelled` (a job's cancel flag) is asked between batches:
     /// when true, the frames so far are closed off, the partial file removed and `AnimationError.cancelled` thrown.
-    public func export(audioPath: String, audio: AudioSamples, timings: SpeechTimings? = nil, emotion: String, intensity: Double, output: String,
+    public func export(audioPath: String, audio: AudioSamples, timings: SpeechTimings? = nil, emotion: Emotion.Label, intensity: Double, output: String,
                        progress: @escaping @Sendable (Int, Int) -> Void = { _, _ in },
                        isCancelled: @escaping @Sendable () -> Bool = { false }) async throws {
         let mouth = MouthTrack(timings: timings, audio: audio, fps: fps)

@@ -3,6 +3,7 @@ import AvatarCore
 import AvatarEngines
 import AvatarServer
 import Foundation
+import Hummingbird
 import Logging
 
 @main
@@ -18,6 +19,27 @@ struct AvatarCommand: AsyncParsableCommand {
         subcommands: [Serve.self, Generate.self, Chat.self, Transcribe.self, Speak.self, VoiceCommand.self, TokenCommand.self, Setup.self, Doctor.self, Bench.self],
         defaultSubcommand: Serve.self
     )
+
+    /// The one place that turns a command's failure into an exit status: `CLIFailure` → its line and code, an
+    /// `AvatarError` → its user message and 1, anything else → ArgumentParser's own report.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let failure as CLIFailure {
+            FileHandle.standardError.write(Data("avatar: \(failure.message)\n".utf8))
+            exit(failure.code)
+        } catch let error as any AvatarError {
+            FileHandle.standardError.write(Data("avatar: \(error.userMessage)\n".utf8))
+            exit(1)
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// Loads the settings or exits with the one-line reason (status 2).
@@ -25,14 +47,23 @@ func loadSettings(environment: [String: String] = ProcessInfo.processInfo.enviro
     do {
         return try await AvatarSettings.load(environment: environment)
     } catch let error as any AvatarError {
-        fail(error.userMessage, code: 2)
+        throw CLIFailure(error.userMessage, code: 2)
     }
 }
 
-/// Prints `avatar: message` on stderr and exits.
-func fail(_ message: String, code: Int32 = 1) -> Never {
-    FileHandle.standardError.write(Data("avatar: \(message)\n".utf8))
-    exit(code)
+/// A command's failure with the one line a person reads and the exit status; `AvatarCommand.main` prints it as
+/// `avatar: message` and exits with `code` — after every `defer` on the way up has run (children stopped,
+/// files closed), which a helper calling `exit()` would skip.
+struct CLIFailure: Error, CustomStringConvertible {
+    let message: String
+    let code: Int32
+
+    init(_ message: String, code: Int32 = 1) {
+        self.message = message
+        self.code = code
+    }
+
+    var description: String { message }
 }
 
 func bootstrapLogging(_ settings: AvatarSettings) -> Logger {
@@ -40,14 +71,14 @@ func bootstrapLogging(_ settings: AvatarSettings) -> Logger {
     return Logger(label: "avatar")
 }
 
-/// Builds the runtime or exits with the one-line reason.
-func makeRuntime(_ settings: AvatarSettings, _ logger: Logger) -> AvatarRuntime {
+/// Builds the runtime, or fails with the one-line reason.
+func makeRuntime(_ settings: AvatarSettings, _ logger: Logger) throws -> AvatarRuntime {
     do {
         return try AvatarRuntime.make(settings: settings, logger: logger)
     } catch let error as any AvatarError {
-        fail(error.userMessage)
+        throw CLIFailure(error.userMessage)
     } catch {
-        fail("\(error)")
+        throw CLIFailure("\(error)")
     }
 }
 
@@ -75,45 +106,59 @@ func waitUntilReady(_ supervisor: EngineSupervisor, timeout: Double, logs: Strin
         }
         if ContinuousClock.now - started > .seconds(timeout) {
             let pending = supervisor.engines.map(\.engineName).filter { readyAt[$0] == nil }
-            fail("engines not ready within \(Int(timeout)) s: \(pending.joined(separator: ", ")); see \(logs)")
+            throw CLIFailure("engines not ready within \(Int(timeout)) s: \(pending.joined(separator: ", ")); see \(logs)")
         }
         try await Task.sleep(for: .milliseconds(100))
     }
     return readyAt
 }
 
-/// The runtime with its engines being supervised; `stop()` ends the supervision (and the children).
+/// The runtime with its engines, supervised while `withEngines`' body runs.
 struct RunningEngines {
     let runtime: AvatarRuntime
     let supervisor: EngineSupervisor
     let host: EngineHostClient
-    let supervision: Task<Void, any Error>
-
-    func stop() { supervision.cancel() }
 }
 
-/// Starts the engine host alone (no LLM, no Redis), runs `body`, stops it; an `AvatarError` from `body`
-/// becomes a one-line failure.
+/// Starts the engine host alone (no LLM, no Redis), waits until it is ready, runs `body`, stops it.
 func withEngineHost<T>(_ body: (RunningEngines, AvatarSettings) async throws -> T) async throws -> T {
     var settings = try await loadSettings()
     settings.llmEmbedded = false
     settings.redis = .off
     settings.logLevel = "warning"
-    let engines = startEngines(settings, bootstrapLogging(settings))
-    defer { engines.stop() }
-    _ = try await waitUntilReady(engines.supervisor, timeout: settings.engineStartTimeout, logs: settings.dataDir + "/logs/")
-    do {
+    let logger = bootstrapLogging(settings)
+    return try await withEngines(settings, logger) { engines in
+        _ = try await waitUntilReady(engines.supervisor, timeout: settings.engineStartTimeout, logs: settings.dataDir + "/logs/")
         return try await body(engines, settings)
-    } catch let error as any AvatarError {
-        fail(error.userMessage)
     }
 }
 
-/// Builds the runtime and starts supervising its engines, or exits when engines are disabled.
-func startEngines(_ settings: AvatarSettings, _ logger: Logger) -> RunningEngines {
-    let runtime = makeRuntime(settings, logger)
+/// Builds the runtime and supervises its engines in a child task for exactly as long as `body` runs (structured:
+/// when `body` returns or throws, the supervision is cancelled and awaited, and with it the engines' processes).
+/// Fails when the engines are disabled.
+func withEngines<T>(_ settings: AvatarSettings, _ logger: Logger, _ body: (RunningEngines) async throws -> T) async throws -> T {
+    let runtime = try makeRuntime(settings, logger)
     guard let supervisor = runtime.supervisor, let host = runtime.engineHost else {
-        fail("the engines are disabled (AVATAR_ENGINES_ENABLED=false); this command needs them", code: 2)
+        throw CLIFailure("the engines are disabled (AVATAR_ENGINES_ENABLED=false); this command needs them", code: 2)
     }
-    return RunningEngines(runtime: runtime, supervisor: supervisor, host: host, supervision: Task { try await supervisor.run() })
+    return try await withThrowingTaskGroup(of: Void.self, returning: T.self) { group in
+        group.addTask { try await supervisor.run() }
+        defer { group.cancelAll() }
+        return try await body(RunningEngines(runtime: runtime, supervisor: supervisor, host: host))
+    }
+}
+
+/// Serves `runtime` on a kernel-chosen loopback port, its engines supervised, for exactly as long as `body` runs
+/// (the benches' in-process server): the server and the supervision are child tasks, cancelled and awaited when
+/// `body` returns or throws.
+func withServer<T>(_ runtime: AvatarRuntime, _ body: (_ port: Int) async throws -> T) async throws -> T {
+    let port = PortAllocator.freeLoopbackPort()
+    let app: any ApplicationProtocol
+    do { app = try buildApplication(runtime: runtime, superviseEngines: false, port: port) } catch { throw CLIFailure("\(error)") }
+    return try await withThrowingTaskGroup(of: Void.self, returning: T.self) { group in
+        if let supervisor = runtime.supervisor { group.addTask { try await supervisor.run() } }
+        group.addTask { try await app.runService() }
+        defer { group.cancelAll() }
+        return try await body(port)
+    }
 }

@@ -24,8 +24,10 @@ struct BenchEngines: AsyncParsableCommand {
         var settings = try await loadSettings()
         settings.logLevel = "warning"
         let logger = bootstrapLogging(settings)
-        let engines = startEngines(settings, logger)
-        defer { engines.stop() }
+        try await withEngines(settings, logger) { engines in try await measureAll(engines, settings) }
+    }
+
+    func measureAll(_ engines: RunningEngines, _ settings: AvatarSettings) async throws {
         let (runtime, supervisor, host) = (engines.runtime, engines.supervisor, engines.host)
 
         print("Starting engines…")
@@ -100,7 +102,7 @@ struct BenchEngines: AsyncParsableCommand {
 
     func loadPhoto(_ settings: AvatarSettings) throws -> Data? {
         if let photo {
-            guard let data = FileManager.default.contents(atPath: photo) else { fail("cannot read \(photo)", code: 2) }
+            guard let data = FileManager.default.contents(atPath: photo) else { throw CLIFailure("cannot read \(photo)", code: 2) }
             return data
         }
         guard let found = Self.findInVenv(settings, "skimage/data/astronaut.png") else {

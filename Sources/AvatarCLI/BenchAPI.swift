@@ -31,17 +31,14 @@ struct BenchAPI: AsyncParsableCommand {
         var settings = try await loadSettings()
         settings.logLevel = "warning"
         settings.dataDir = NSTemporaryDirectory() + "avatar-bench-api-\(UUID().uuidString.prefix(8))"
-        settings.port = Int.random(in: 20000..<40000)
         settings.host = "127.0.0.1"
         let logger = bootstrapLogging(settings)
-        let runtime = makeRuntime(settings, logger)
-        let supervision = runtime.supervisor.map { supervisor in Task { try await supervisor.run() } }
-        defer { supervision?.cancel() }
-        let app: any ApplicationProtocol
-        do { app = try buildApplication(runtime: runtime, superviseEngines: false) } catch { fail("\(error)") }
-        let server = Task { try await app.runService() }
-        defer { server.cancel() }
-        let base = "http://127.0.0.1:\(settings.port)"
+        let runtime = try makeRuntime(settings, logger)
+        try await withServer(runtime) { port in try await measure(runtime: runtime, settings: settings, port: port) }
+    }
+
+    func measure(runtime: AvatarRuntime, settings: AvatarSettings, port: Int) async throws {
+        let base = "http://127.0.0.1:\(port)"
         let token = try runtime.database.ensureOwner().issued?.secret ?? runtime.database.issueToken(accountId: runtime.database.ensureOwner().account.id, name: "bench").secret
         let client = BenchClient(base: base, token: token)
         while (try? await client.send(.GET, "/healthz").status) != 200 { try await Task.sleep(for: .milliseconds(100)) }
@@ -59,16 +56,16 @@ struct BenchAPI: AsyncParsableCommand {
 
     func measureFlow(_ client: BenchClient, settings: AvatarSettings) async throws {
         guard let photoPath = BenchEngines.findInVenv(settings, "skimage/data/astronaut.png"), let photo = FileManager.default.contents(atPath: photoPath) else {
-            fail("scikit-image's astronaut.png is not in the venv; run `avatar setup`")
+            throw CLIFailure("scikit-image's astronaut.png is not in the venv; run `avatar setup`")
         }
         let created = try await client.send(.POST, "/api/v1/avatars", json: #"{"name":"Bench","age":40,"languages":["en"],"consent":{"givenBy":"bench","basis":"self","grantedAt":"2026-01-01"}}"#)
-        guard created.status == 201, let id = created.json["id"] as? String else { fail("cannot create an avatar: \(created.text)") }
+        guard created.status == 201, let id = created.json["id"] as? String else { throw CLIFailure("cannot create an avatar: \(created.text)") }
 
         var times: [Double] = []
         for _ in 0...runs {
             let started = ContinuousClock.now
             let response = try await client.send(.PUT, "/api/v1/avatars/\(id)/photo", body: ByteBuffer(data: photo))
-            guard response.status == 201 else { fail("photo upload failed: \(response.text)") }
+            guard response.status == 201 else { throw CLIFailure("photo upload failed: \(response.text)") }
             times.append((ContinuousClock.now - started).seconds * 1000)
         }
         print("\n" + "measurement".padding(toLength: 48, withPad: " ", startingAt: 0) + "  p50 ms   p95 ms   notes")
@@ -90,7 +87,7 @@ struct BenchAPI: AsyncParsableCommand {
         var jobs: [String] = []
         for index in 0..<videos {
             let response = try await client.send(.POST, "/api/v1/avatars/\(id)/videos", json: #"{"text":"Hello! This is test video number \#(index + 1), about the sea and the stars.","emotion":"happy"}"#)
-            guard let job = response.json["id"] as? String else { fail("cannot start a video: \(response.text)") }
+            guard let job = response.json["id"] as? String else { throw CLIFailure("cannot start a video: \(response.text)") }
             jobs.append(job)
         }
         var seconds = 0.0
@@ -107,7 +104,7 @@ struct BenchAPI: AsyncParsableCommand {
                     try? FileManager.default.removeItem(atPath: path)
                     break
                 }
-                if value == "failed" || value == "cancelled" { fail("video job \(job) \(value): \(state.json["error"] ?? "")") }
+                if value == "failed" || value == "cancelled" { throw CLIFailure("video job \(job) \(value): \(state.json["error"] ?? "")") }
                 try await Task.sleep(for: .milliseconds(200))
             }
         }
@@ -120,7 +117,7 @@ struct BenchAPI: AsyncParsableCommand {
     /// the 20 MB limit; the process's peak memory is reported before and after.
     func measureUploads(_ client: BenchClient) async throws {
         let created = try await client.send(.POST, "/api/v1/avatars", json: #"{"name":"Uploads","consent":{"givenBy":"bench","basis":"self","grantedAt":"2026-01-01"}}"#)
-        guard let id = created.json["id"] as? String else { fail("cannot create an avatar: \(created.text)") }
+        guard let id = created.json["id"] as? String else { throw CLIFailure("cannot create an avatar: \(created.text)") }
         let total = Int(uploadGB * 1_073_741_824)
         let before = Self.peakRSS()
         let started = ContinuousClock.now

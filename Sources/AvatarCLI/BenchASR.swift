@@ -83,7 +83,7 @@ struct BenchASR: AsyncParsableCommand {
 
     private func loadClips() throws -> [(path: String, text: String)] {
         guard let transcription = try? String(contentsOfFile: clips + "/transcription", encoding: .utf8) else {
-            fail("no \(clips)/transcription: install pocketsphinx-testdata or pass --clips", code: 2)
+            throw CLIFailure("no \(clips)/transcription: install pocketsphinx-testdata or pass --clips", code: 2)
         }
         return transcription.split(separator: "\n").compactMap { line in
             guard let open = line.lastIndex(of: "("), let close = line.lastIndex(of: ")") else { return nil }
@@ -126,7 +126,7 @@ struct BenchASR: AsyncParsableCommand {
     /// requests (the profile is the clip's own pauses).
     private func noiseFigures(_ host: EngineHostClient, clips: [(path: String, text: String)], audio: [AudioSamples], noisePath: String) async throws {
         guard FileManager.default.fileExists(atPath: noisePath) else {
-            fail("no noise recording at \(noisePath): install colobot-common-sounds (`avatar setup --with-test-tools`), pass --noise FILE, or --noise none", code: 2)
+            throw CLIFailure("no noise recording at \(noisePath): install colobot-common-sounds (`avatar setup --with-test-tools`), pass --noise FILE, or --noise none", code: 2)
         }
         let noise = try await AudioSamples.load(noisePath).samples
         let reference = Array(repeating: clips.map(\.text).joined(separator: " "), count: noiseOffsets).joined(separator: " ")

@@ -21,7 +21,7 @@ private func benchRenderer(photo: String?, landmarks: String? = nil) async throw
     }
     return try await withEngineHost { engines, settings in
         guard let photoPath = photo ?? BenchEngines.findInVenv(settings, "skimage/data/astronaut.png") else {
-            fail("no --photo and no scikit-image astronaut.png in the engine venv", code: 2)
+            throw CLIFailure("no --photo and no scikit-image astronaut.png in the engine venv", code: 2)
         }
         let data = try Data(contentsOf: URL(fileURLWithPath: photoPath))
         let face = try await landmarksWhenReady(engines.host, image: data, timeout: settings.engineStartTimeout)
@@ -81,7 +81,7 @@ struct BenchRender: AsyncParsableCommand {
         let sound = try await AudioSamples.load(speech)
         let output = NSTemporaryDirectory() + "avatar-bench.mp4"
         let exportStart = ContinuousClock.now
-        try await VideoExporter(renderer: renderer).export(audioPath: speech, audio: sound, emotion: "neutral", intensity: 0, output: output)
+        try await VideoExporter(renderer: renderer).export(audioPath: speech, audio: sound, emotion: .neutral, intensity: 0, output: output)
         let exportTime = (ContinuousClock.now - exportStart).seconds
         print(String(format: "export %.1f s of speech to MP4: %.1f s, real-time factor %.2f (render + H.264 + AAC, 2 cores)", sound.duration, exportTime, exportTime / sound.duration))
     }
@@ -120,7 +120,7 @@ struct BenchGenerate: AsyncParsableCommand {
             let load = Self.loadAverage()
             let start = ContinuousClock.now
             let sound = try await AudioSamples.load(speech)
-            try await VideoExporter(renderer: renderer).export(audioPath: speech, audio: sound, timings: speechTimings, emotion: "neutral", intensity: 0, output: output)
+            try await VideoExporter(renderer: renderer).export(audioPath: speech, audio: sound, timings: speechTimings, emotion: .neutral, intensity: 0, output: output)
             let seconds = (ContinuousClock.now - start).seconds
             factors.append(seconds / sound.duration)
             print(String(format: "run %d: %.1f s of speech in %.2f s: real-time factor %.3f (load average before: %@)", run, sound.duration, seconds, seconds / sound.duration, load))
@@ -140,10 +140,10 @@ struct BenchGenerate: AsyncParsableCommand {
         let speech = NSTemporaryDirectory() + "avatar-bench-speech.wav"
         let directory = "/usr/share/pocketsphinx/test/data/librivox"
         let clips = (try? FileManager.default.contentsOfDirectory(atPath: directory))?.filter { $0.hasSuffix(".wav") }.sorted() ?? []
-        guard !clips.isEmpty else { fail("no --audio and no pocketsphinx-testdata clips", code: 2) }
+        guard !clips.isEmpty else { throw CLIFailure("no --audio and no pocketsphinx-testdata clips", code: 2) }
         let inputs = clips.flatMap { ["-i", directory + "/" + $0] }
         let joined = await ChildProcess.capture(["ffmpeg", "-v", "error", "-y"] + inputs + ["-filter_complex", "concat=n=\(clips.count):v=0:a=1", speech])
-        guard joined.succeeded else { fail("cannot join the test clips: \(joined.text)") }
+        guard joined.succeeded else { throw CLIFailure("cannot join the test clips: \(joined.text)") }
         return speech
     }
 }

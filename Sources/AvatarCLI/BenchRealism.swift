@@ -46,7 +46,7 @@ struct BenchRealism: AsyncParsableCommand {
 
     func run() async throws {
         if !landmarkFiles.isEmpty, landmarkFiles.count != photos.count {
-            fail("give one --landmarks per --photo (\(photos.count) photos, \(landmarkFiles.count) landmark files)", code: 2)
+            throw CLIFailure("give one --landmarks per --photo (\(photos.count) photos, \(landmarkFiles.count) landmark files)", code: 2)
         }
         if noMediapipe, !landmarkFiles.isEmpty {
             let settings = try await loadSettings()
@@ -60,7 +60,7 @@ struct BenchRealism: AsyncParsableCommand {
         var paths = photos
         if paths.isEmpty {
             paths = ["skimage/data/astronaut.png", "matplotlib/mpl-data/sample_data/grace_hopper.jpg"].compactMap { BenchEngines.findInVenv(settings, $0) }
-            guard !paths.isEmpty else { fail("no --photo and neither astronaut.png nor grace_hopper.jpg in the engine venv", code: 2) }
+            guard !paths.isEmpty else { throw CLIFailure("no --photo and neither astronaut.png nor grace_hopper.jpg in the engine venv", code: 2) }
         }
         let speech: String
         if let audio { speech = audio } else { speech = await BenchGenerate.joinedLibriVox() }
@@ -80,7 +80,7 @@ struct BenchRealism: AsyncParsableCommand {
             } else if let host {
                 face = try await landmarksWhenReady(host, image: try Data(contentsOf: URL(fileURLWithPath: path)), filename: name, timeout: settings.engineStartTimeout)
             } else {
-                fail("no landmarks for \(path)", code: 2)
+                throw CLIFailure("no landmarks for \(path)", code: 2)
             }
             for warning in face.warnings ?? [] { print("  \(name): note: \(warning)") }
             let rig = try FaceRig(photo: try await RGBImage.load(path), landmarks: face.landmarks)
@@ -121,7 +121,7 @@ struct BenchRealism: AsyncParsableCommand {
                          100 * summary.whiteWorst, 100 * summary.whiteMean, summary.hueMean, summary.hueWorst, summary.hueFrames, mediapipe))
             if let framesDir {
                 // The frame with the worst flat region, to look at.
-                let expression = ExpressionTrack(duration: Double(track.shapes.count) / track.fps, emotion: "neutral", intensity: 0)
+                let expression = ExpressionTrack(duration: Double(track.shapes.count) / track.fps, emotion: .neutral, intensity: 0)
                 try FileManager.default.createDirectory(atPath: framesDir, withIntermediateDirectories: true)
                 let worst = MouthRealismSummary.pose(summary.flatWorstFrame, expression: expression, track: track)
                 var marked = renderer.render(worst)

@@ -27,7 +27,7 @@ struct BenchSafety: AsyncParsableCommand {
         do {
             items = try SafetyBench.load(path: data)
         } catch {
-            fail("\(error)", code: 2)
+            throw CLIFailure("\(error)", code: 2)
         }
         switch layers {
         case "lexicon":
@@ -45,7 +45,7 @@ struct BenchSafety: AsyncParsableCommand {
                 await report(items, guard: ChildSafetyGuard(classifier: classifier), layers: "lexicon + classifier (engine host)")
             }
         default:
-            fail("--layers must be 'all' or 'lexicon'", code: 2)
+            throw CLIFailure("--layers must be 'all' or 'lexicon'", code: 2)
         }
     }
 
@@ -57,7 +57,7 @@ struct BenchSafety: AsyncParsableCommand {
                 _ = try await classifier.classify(["hello"])
                 return
             } catch {
-                if ContinuousClock.now > deadline { fail("the engine host's classifier did not become ready: \(error)") }
+                if ContinuousClock.now > deadline { throw CLIFailure("the engine host's classifier did not become ready: \(error)") }
                 try await Task.sleep(for: .seconds(1))
             }
         }

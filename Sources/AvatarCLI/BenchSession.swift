@@ -35,16 +35,15 @@ struct BenchSession: AsyncParsableCommand {
         settings.dataDir = NSTemporaryDirectory() + "avatar-bench-session-\(UUID().uuidString.prefix(8))"
         settings.host = "127.0.0.1"
         let logger = bootstrapLogging(settings)
-        let runtime = makeRuntime(settings, logger)
-        guard let supervisor = runtime.supervisor else { fail("the engines are disabled (AVATAR_ENGINES_ENABLED=false); the live session needs them") }
-        let supervision = Task { try await supervisor.run() }
-        defer { supervision.cancel() }
-        let port = PortAllocator.freeLoopbackPort()
-        settings.port = port
-        let app: any ApplicationProtocol
-        do { app = try buildApplication(runtime: runtime, superviseEngines: false, port: port) } catch { fail("\(error)") }
-        let server = Task { try await app.runService() }
-        defer { server.cancel() }
+        let runtime = try makeRuntime(settings, logger)
+        guard let supervisor = runtime.supervisor else { throw CLIFailure("the engines are disabled (AVATAR_ENGINES_ENABLED=false); the live session needs them") }
+        try await withServer(runtime) { port in
+            settings.port = port
+            try await measure(runtime: runtime, supervisor: supervisor, settings: settings, port: port)
+        }
+    }
+
+    func measure(runtime: AvatarRuntime, supervisor: EngineSupervisor, settings: AvatarSettings, port: Int) async throws {
         let token = try runtime.database.ensureOwner().issued?.secret ?? runtime.database.issueToken(accountId: runtime.database.ensureOwner().account.id, name: "bench").secret
         let client = BenchClient(base: "http://127.0.0.1:\(port)", token: token)
         while (try? await client.send(.GET, "/healthz").status) != 200 { try await Task.sleep(for: .milliseconds(100)) }
@@ -52,12 +51,12 @@ struct BenchSession: AsyncParsableCommand {
         _ = try await waitUntilReady(supervisor, timeout: settings.engineStartTimeout, logs: settings.dataDir + "/logs/")
 
         guard let photoPath = BenchEngines.findInVenv(settings, "skimage/data/astronaut.png"), let photo = FileManager.default.contents(atPath: photoPath) else {
-            fail("scikit-image's astronaut.png is not in the venv; run `avatar setup`")
+            throw CLIFailure("scikit-image's astronaut.png is not in the venv; run `avatar setup`")
         }
         let created = try await client.send(.POST, "/api/v1/avatars", json: #"{"name":"Bench","age":40,"languages":["en"],"manner":"brief","consent":{"givenBy":"bench","basis":"self","grantedAt":"2026-01-01"}}"#)
-        guard created.status == 201, let avatar = created.json["id"] as? String else { fail("cannot create an avatar: \(created.text)") }
+        guard created.status == 201, let avatar = created.json["id"] as? String else { throw CLIFailure("cannot create an avatar: \(created.text)") }
         let uploaded = try await client.send(.PUT, "/api/v1/avatars/\(avatar)/photo", body: ByteBuffer(data: photo))
-        guard uploaded.status == 201 else { fail("photo upload failed: \(uploaded.text)") }
+        guard uploaded.status == 201 else { throw CLIFailure("photo upload failed: \(uploaded.text)") }
         let clips = try loadClips()
         print("\n" + "measurement".padding(toLength: 52, withPad: " ", startingAt: 0) + "  p50 ms   p95 ms   notes")
 
@@ -75,7 +74,7 @@ struct BenchSession: AsyncParsableCommand {
 
     func loadClips() throws -> [[Float]] {
         guard let listing = try? String(contentsOfFile: librivox + "/transcription", encoding: .utf8) else {
-            fail("no LibriVox clips at \(librivox) (Debian package pocketsphinx-testdata; `avatar setup --with-test-tools`)")
+            throw CLIFailure("no LibriVox clips at \(librivox) (Debian package pocketsphinx-testdata; `avatar setup --with-test-tools`)")
         }
         var clips: [[Float]] = []
         for line in listing.split(separator: "\n") {
@@ -84,7 +83,7 @@ struct BenchSession: AsyncParsableCommand {
             guard let data = FileManager.default.contents(atPath: "\(librivox)/\(id).wav"), let (samples, rate) = WAVInfo.monoSamples(data), rate == 16000 else { continue }
             clips.append(samples)
         }
-        guard !clips.isEmpty else { fail("no readable 16 kHz clips in \(librivox)") }
+        guard !clips.isEmpty else { throw CLIFailure("no readable 16 kHz clips in \(librivox)") }
         return clips
     }
 

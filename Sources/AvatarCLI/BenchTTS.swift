@@ -70,7 +70,7 @@ struct BenchTTS: AsyncParsableCommand {
             let text = Self.texts[voice.language]!
             let count = voice.engine == "piper" ? max(1, takes) : 1
             var neutralF0: Double?
-            for emotion in SpeechEmotion.allCases {
+            for emotion in ProsodyStyle.allCases {
                 var f0s: [Double] = [], durations: [Double] = [], rates: [Double] = [], levels: [Double] = []
                 var wer = 0.0, misheard = ""
                 for take in 0..<count {

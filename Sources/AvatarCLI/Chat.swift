@@ -28,11 +28,9 @@ struct Chat: AsyncParsableCommand {
         do {
             persona = try Persona.decode(json: record.persona, name: record.name)
         } catch {
-            fail("the stored persona of \(record.name) is not valid JSON: \(error)")
+            throw CLIFailure("the stored persona of \(record.name) is not valid JSON: \(error)")
         }
-        let talk = Conversation(avatarId: record.id, persona: persona, chain: session.chain, database: session.runtime.database,
-                                cache: ResponseCache(cache: session.runtime.cache), options: ConversationOptions(contextTokens: settings.llmContextSize),
-                                safety: ChildSafetyGuard(classifier: session.runtime.engineHost.map { EngineHostSafetyClassifier(client: $0, timeout: 3) }))
+        let talk = session.runtime.conversation(avatarId: record.id, persona: persona, chain: session.chain)
         print("Chatting with \(persona.name) (models: \(session.chain.backends.map(\.name).joined(separator: " → ")) → canned reply; child-safe: \(persona.isChildSafe ? "on" : "off")). Empty line or Ctrl-D ends.")
         while true {
             print("\nyou> ", terminator: "")
@@ -44,6 +42,8 @@ struct Chat: AsyncParsableCommand {
             do {
                 for try await event in await talk.reply(to: line) {
                     switch event {
+                    case .emotion:
+                        break
                     case .segment(let segment):
                         print(segment.text + " ", terminator: "")
                         fflush(nil)
@@ -77,7 +77,7 @@ struct LLMSession {
         do {
             runtime = try AvatarRuntime.make(settings: settings, logger: logger)
         } catch let error as any AvatarError {
-            fail(error.userMessage)
+            throw CLIFailure(error.userMessage)
         }
         var supervision: Task<Void, any Error>?
         if let supervisor = runtime.supervisor, let llm = supervisor.engine(named: "llm") {
@@ -86,7 +86,7 @@ struct LLMSession {
             let deadline = ContinuousClock.now + .seconds(settings.engineStartTimeout)
             while await llm.status().state != .ready {
                 if ContinuousClock.now > deadline {
-                    fail("the embedded model did not start within \(Int(settings.engineStartTimeout)) s; see \(settings.dataDir)/logs/llm.log")
+                    throw CLIFailure("the embedded model did not start within \(Int(settings.engineStartTimeout)) s; see \(settings.dataDir)/logs/llm.log")
                 }
                 try await Task.sleep(for: .milliseconds(100))
             }
@@ -94,7 +94,7 @@ struct LLMSession {
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: LLMChainFactory.failFastConfiguration())
         let chain = LLMChainFactory.make(settings: settings, embedded: runtime.embeddedLLM, http: http, policy: policy)
         if chain.backends.isEmpty {
-            fail("no model configured: set AVATAR_LLM_URL and AVATAR_LLM_MODEL, or enable the embedded model (AVATAR_ENGINES_ENABLED, AVATAR_LLM_EMBEDDED)", code: 2)
+            throw CLIFailure("no model configured: set AVATAR_LLM_URL and AVATAR_LLM_MODEL, or enable the embedded model (AVATAR_ENGINES_ENABLED, AVATAR_LLM_EMBEDDED)", code: 2)
         }
         return LLMSession(runtime: runtime, chain: chain, http: http, supervision: supervision)
     }
@@ -109,12 +109,12 @@ struct LLMSession {
         if let existing = try runtime.database.avatar(named: name) { return existing }
         var json = #"{"age": 30, "interests": ["stories", "the sea"], "style": "warm and curious", "languages": ["en"]}"#
         if let personaFile {
-            guard let data = FileManager.default.contents(atPath: personaFile) else { fail("cannot read \(personaFile)", code: 2) }
+            guard let data = FileManager.default.contents(atPath: personaFile) else { throw CLIFailure("cannot read \(personaFile)", code: 2) }
             json = String(decoding: data, as: UTF8.self)
             do {
                 _ = try Persona.decode(json: json, name: name)
             } catch {
-                fail("\(personaFile) is not a valid persona: \(error)", code: 2)
+                throw CLIFailure("\(personaFile) is not a valid persona: \(error)", code: 2)
             }
         }
         let record = AvatarRecord(name: name, persona: json)

@@ -18,8 +18,8 @@ struct Generate: AsyncParsableCommand {
     @Option(help: "Phoneme timings of the audio (SpeechTimings JSON from the synthesizer); the lips then follow the phonemes instead of guessing from the audio.")
     var timings: String?
 
-    @Option(help: "neutral, happy, sad, surprised, angry or thinking.")
-    var emotion = "neutral"
+    @Option(help: "The face's emotion: \(Emotion.Label.acceptedNames.joined(separator: ", ")).")
+    var emotion: Emotion.Label = .neutral
 
     @Option(help: "Emotion intensity 0…1.")
     var intensity = 0.7
@@ -37,9 +37,6 @@ struct Generate: AsyncParsableCommand {
     static let renderVersion = 5
 
     func validate() throws {
-        guard ExpressionTrack.emotions.contains(emotion) else {
-            throw ValidationError("unknown emotion '\(emotion)'; use one of \(ExpressionTrack.emotions.joined(separator: ", "))")
-        }
         guard (0...1).contains(intensity) else { throw ValidationError("--intensity must be from 0 to 1") }
         guard ["builtin", "sadtalker"].contains(engine) else { throw ValidationError("--engine must be builtin or sadtalker") }
         for path in [photo, audio] + (timings.map { [$0] } ?? []) where !FileManager.default.isReadableFile(atPath: path) {
@@ -55,7 +52,7 @@ struct Generate: AsyncParsableCommand {
         let audioData = try Data(contentsOf: URL(fileURLWithPath: audio))
         let timingsData = try timings.map { try Data(contentsOf: URL(fileURLWithPath: $0)) }
         let key = [ContentHash.of(photoData), ContentHash.of(audioData),
-                   ContentHash.of("\(engine)|\(emotion)|\(intensity)|\(Self.renderVersion)|\(timingsData.map(ContentHash.of) ?? "")")].joined(separator: "-")
+                   ContentHash.of("\(engine)|\(emotion.rawValue)|\(intensity)|\(Self.renderVersion)|\(timingsData.map(ContentHash.of) ?? "")")].joined(separator: "-")
         let cached = settings.dataDir + "/exports/\(key).mp4"
         if !noCache, FileManager.default.fileExists(atPath: cached) {
             try? FileManager.default.removeItem(atPath: output)
@@ -81,28 +78,23 @@ struct Generate: AsyncParsableCommand {
             image = try await RGBImage.load(photo)
             sound = try await AudioSamples.load(audio)
         } catch let error as any AvatarError {
-            fail(error.userMessage, code: 2)
+            throw CLIFailure(error.userMessage, code: 2)
         }
         if let timingsData, let timings {
             do {
                 speechTimings = try JSONDecoder().decode(SpeechTimings.self, from: timingsData)
             } catch {
-                fail("\(timings) is not SpeechTimings JSON ({\"source\", \"phonemes\": [{\"ipa\", \"symbol\", \"start\", \"end\"}], \"words\"}): \(error)", code: 2)
+                throw CLIFailure("\(timings) is not SpeechTimings JSON ({\"source\", \"phonemes\": [{\"ipa\", \"symbol\", \"start\", \"end\"}], \"words\"}): \(error)", code: 2)
             }
         }
 
-        let runtime = makeRuntime(settings, logger)
-        guard let supervisor = runtime.supervisor, let host = runtime.engineHost else {
-            fail("the engine host is disabled (AVATAR_ENGINES_ENABLED=false); it is needed to find the face", code: 2)
-        }
-        let supervision = Task { try await supervisor.run() }
-        defer { supervision.cancel() }
-
-        let face: FaceLandmarks
-        do {
-            face = try await landmarksWhenReady(host, image: photoData, filename: (photo as NSString).lastPathComponent, timeout: settings.engineStartTimeout)
-        } catch let error as any AvatarError {
-            fail(error.userMessage)
+        // The engine host runs only while the face is found; rendering needs no engine.
+        let face: FaceLandmarks = try await withEngines(settings, logger) { engines in
+            do {
+                return try await landmarksWhenReady(engines.host, image: photoData, filename: (photo as NSString).lastPathComponent, timeout: settings.engineStartTimeout)
+            } catch let error as any AvatarError {
+                throw CLIFailure(error.userMessage)
+            }
         }
         var notes = ""
         for warning in face.warnings ?? [] { notes += "avatar: note: \(warning)\n" }
@@ -118,7 +110,7 @@ struct Generate: AsyncParsableCommand {
                 ProgressBar.show(done, total)
             }
         } catch let error as any AvatarError {
-            fail(error.userMessage)
+            throw CLIFailure(error.userMessage)
         }
         try? FileManager.default.createDirectory(atPath: settings.dataDir + "/exports", withIntermediateDirectories: true)
         try? FileManager.default.removeItem(atPath: cached)
@@ -132,12 +124,12 @@ struct Generate: AsyncParsableCommand {
     /// `--engine sadtalker`: one job in SadTalker's own environment; the peak GPU memory is reported.
     func runSadTalker(_ settings: AvatarSettings, cached: String) async throws {
         guard let checkout = settings.sadTalkerDir else {
-            fail(SadTalkerError.notInstalled("AVATAR_SADTALKER_DIR is not set").userMessage, code: 2)
+            throw CLIFailure(SadTalkerError.notInstalled("AVATAR_SADTALKER_DIR is not set").userMessage, code: 2)
         }
         let locate = await ChildProcess.output(of: [settings.pythonPath, "-c", "import avatar_engine, os; print(os.path.dirname(avatar_engine.__file__))"])
-        if locate.status == 127 { fail("the engine venv is missing; run `avatar setup`") }
+        if locate.status == 127 { throw CLIFailure("the engine venv is missing; run `avatar setup`") }
         let directory = locate.text.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard locate.succeeded, !directory.isEmpty else { fail("the engine code is not linked; run `avatar setup`") }
+        guard locate.succeeded, !directory.isEmpty else { throw CLIFailure("the engine code is not linked; run `avatar setup`") }
         let adapter = SadTalkerAdapter(command: [settings.sadTalkerPython, directory + "/sadtalker_job.py"], checkout: checkout, checkpoints: settings.sadTalkerCheckpoints)
         do {
             let result = try await adapter.generate(photo: absolute(photo), audio: absolute(audio), output: absolute(output))
@@ -145,7 +137,7 @@ struct Generate: AsyncParsableCommand {
             try? FileManager.default.copyItem(atPath: output, toPath: cached)
             print(String(format: "%@: SadTalker in %.1f s, peak GPU memory %d MiB (released: the job's process has exited)", output, result.seconds, result.peakGPUMiB))
         } catch let error as any AvatarError {
-            fail(error.userMessage)
+            throw CLIFailure(error.userMessage)
         }
     }
 
@@ -163,4 +155,9 @@ enum ProgressBar {
         let percent = total > 0 ? 100 * done / total : 100
         FileHandle.standardError.write(Data("\r[\(bar)] \(percent)% frame \(done)/\(total)\(done == total ? "\n" : "")".utf8))
     }
+}
+
+extension Emotion.Label: ExpressibleByArgument {
+    public init?(argument: String) { self.init(name: argument) }
+    public static var allValueStrings: [String] { acceptedNames }
 }

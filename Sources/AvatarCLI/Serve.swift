@@ -15,10 +15,10 @@ struct Serve: AsyncParsableCommand {
         do {
             try settings.prepareDataDirectory()
         } catch let error as any AvatarError {
-            fail(error.userMessage, code: 2)
+            throw CLIFailure(error.userMessage, code: 2)
         }
         let logger = bootstrapLogging(settings)
-        let runtime = makeRuntime(settings, logger)
+        let runtime = try makeRuntime(settings, logger)
         logger.info("avatar starting", metadata: [
             "version": .string(avatarVersion), "address": .string("http://\(settings.host):\(settings.port)"),
             "data_dir": .string(settings.dataDir), "config_file": .string(settings.configFile ?? "none"),
@@ -32,7 +32,7 @@ struct Serve: AsyncParsableCommand {
             }
             fflush(nil)
         } catch {
-            fail("cannot prepare the owner account: \(error)")
+            throw CLIFailure("cannot prepare the owner account: \(error)")
         }
         if !["127.0.0.1", "localhost", "::1"].contains(settings.host) {
             logger.warning("listening on \(settings.host), not loopback: tokens and media travel in clear text unless TLS (a reverse proxy) is in front")
@@ -42,17 +42,17 @@ struct Serve: AsyncParsableCommand {
         do {
             app = try buildApplication(runtime: runtime)
         } catch let error as any AvatarError {
-            fail(error.userMessage)
+            throw CLIFailure(error.userMessage)
         } catch {
-            fail("\(error)")
+            throw CLIFailure("\(error)")
         }
         do {
             try await app.runService()
         } catch {
             if let io = error as? IOError, io.errnoCode == EADDRINUSE {
-                fail("port \(settings.port) on \(settings.host) is already in use: stop the other server or choose another port with AVATAR_PORT", code: 2)
+                throw CLIFailure("port \(settings.port) on \(settings.host) is already in use: stop the other server or choose another port with AVATAR_PORT", code: 2)
             }
-            fail("server stopped: \(error)")
+            throw CLIFailure("server stopped: \(error)")
         }
     }
 }

@@ -16,16 +16,16 @@ struct Setup: AsyncParsableCommand {
     func run() async throws {
         let settings = try await loadSettings()
         guard FileManager.default.fileExists(atPath: source + "/requirements.txt") else {
-            fail("\(source)/requirements.txt not found: run from the repository root or pass --source PATH/engine", code: 2)
+            throw CLIFailure("\(source)/requirements.txt not found: run from the repository root or pass --source PATH/engine", code: 2)
         }
         let provisioner = Provisioner(settings: settings, engineSource: source, includeTestTools: withTestTools)
         do {
             // Ctrl-C or SIGTERM stops the running step's children (pip, cmake, apt-get) with it.
             try await TerminationSignals.cancelling { try await provisioner.run() }
         } catch let error as any AvatarError {
-            fail(error.userMessage)
+            throw CLIFailure(error.userMessage)
         } catch is CancellationError {
-            fail("setup stopped by a signal; its children were stopped too. Run `avatar setup` again to continue", code: 143)
+            throw CLIFailure("setup stopped by a signal; its children were stopped too. Run `avatar setup` again to continue", code: 143)
         }
     }
 }

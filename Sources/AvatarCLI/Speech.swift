@@ -16,7 +16,7 @@ struct Transcribe: AsyncParsableCommand {
     @Flag(help: "Also print the partial transcripts.") var partials = false
 
     func run() async throws {
-        guard FileManager.default.isReadableFile(atPath: file) else { fail("\(file): no such readable file", code: 2) }
+        guard FileManager.default.isReadableFile(atPath: file) else { throw CLIFailure("\(file): no such readable file", code: 2) }
         var options = RecognizerOptions()
         options.language = language == "auto" ? nil : language
         options.denoise = denoise
@@ -44,14 +44,16 @@ struct Speak: AsyncParsableCommand {
     @Option(help: "Phoneme/word timings JSON (SpeechTimings) for the whole output.") var timings: String?
     @Option(help: "Language of the text (picks the default voice: en → en_US-joe-medium, ru → msu_ru_nsh, else espeak-ng).") var language = "en"
     @Option(help: "A voice from the engine host (en_US-joe-medium, slt, msu_ru_nsh, espeak-<lang>).") var voice: String?
-    @Option(help: "neutral, happy, sad, excited or calm.") var emotion = "neutral"
+    @Option(help: "An emotion (\(Emotion.Label.acceptedNames.joined(separator: ", "))) or a prosody style (\(ProsodyStyle.allCases.map(\.rawValue).joined(separator: ", "))).")
+    var emotion = "neutral"
     @Option(help: "Emotion intensity 0…1.") var intensity = 0.7
     @Option(help: "Speaking rate factor 0.5…2.") var speed = 1.0
 
     func run() async throws {
-        let mood = SpeechEmotion(label: emotion)
-        guard mood.rawValue == emotion.lowercased() else { fail("--emotion must be neutral, happy, sad, excited or calm", code: 2) }
-        guard (0...1).contains(intensity), (0.5...2).contains(speed) else { fail("--intensity must be 0…1 and --speed 0.5…2", code: 2) }
+        guard let mood = ProsodyStyle(rawValue: emotion.lowercased()) ?? Emotion.Label(name: emotion)?.prosody else {
+            throw CLIFailure("--emotion must be an emotion (\(Emotion.Label.acceptedNames.joined(separator: ", "))) or a prosody style (\(ProsodyStyle.allCases.map(\.rawValue).joined(separator: ", ")))", code: 2)
+        }
+        guard (0...1).contains(intensity), (0.5...2).contains(speed) else { throw CLIFailure("--intensity must be 0…1 and --speed 0.5…2", code: 2) }
         let options = SynthesisOptions(voice: voice, language: language, emotion: mood, intensity: intensity, speed: speed)
         let segments = try await withEngineHost { engines, _ in
             var all: [SpeechSegment] = []
@@ -62,7 +64,7 @@ struct Speak: AsyncParsableCommand {
             }
             return all
         }
-        guard !segments.isEmpty else { fail("nothing to say: the text has no words", code: 2) }
+        guard !segments.isEmpty else { throw CLIFailure("nothing to say: the text has no words", code: 2) }
         var samples: [Float] = []
         var phonemes: [SpeechTimings.Phoneme] = [], words: [SpeechTimings.Word] = []
         for segment in segments {
@@ -79,7 +81,7 @@ struct Speak: AsyncParsableCommand {
                 try JSONEncoder().encode(merged).write(to: URL(fileURLWithPath: timings))
             }
         } catch {
-            fail("cannot write the output: \(error.localizedDescription)")
+            throw CLIFailure("cannot write the output: \(error.localizedDescription)")
         }
         print(String(format: "%@: %.2f s at 16 kHz%@", output, Double(samples.count) / Double(PCM.sampleRate), timings.map { "; timings (\(phonemes.count) phonemes, \(words.count) words) in \($0)" } ?? ""))
     }

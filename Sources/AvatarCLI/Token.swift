@@ -16,7 +16,7 @@ struct TokenCommand: AsyncParsableCommand {
             try settings.prepareDataDirectory()
             return (try AvatarDatabase(path: settings.databasePath), settings)
         } catch let error as any AvatarError {
-            fail(error.userMessage)
+            throw CLIFailure(error.userMessage)
         }
     }
 
@@ -77,7 +77,7 @@ struct TokenCommand: AsyncParsableCommand {
             if try database.revokeToken(id: tokenId) {
                 print("Revoked \(tokenId).")
             } else {
-                fail("no active token \(tokenId); see `avatar token list`", code: 2)
+                throw CLIFailure("no active token \(tokenId); see `avatar token list`", code: 2)
             }
         }
     }

@@ -60,7 +60,7 @@ struct VoiceCommand: AsyncParsableCommand {
         func run() async throws {
             let settings = try await loadSettings()
             let database: AvatarDatabase
-            do { database = try AvatarDatabase(path: settings.databasePath) } catch let error as any AvatarError { fail(error.userMessage) }
+            do { database = try AvatarDatabase(path: settings.databasePath) } catch let error as any AvatarError { throw CLIFailure(error.userMessage) }
             let profiles = try database.voiceProfiles()
             if profiles.isEmpty { print("no voices yet: avatar voice create --name NAME --language en FILES…") }
             for p in profiles {
@@ -77,7 +77,7 @@ struct VoiceCommand: AsyncParsableCommand {
         @Option(help: "automatic (XTTS when AVATAR_XTTS_URL is set), approximate or xtts.") var mode: String = "automatic"
         @Argument(help: "Text to speak.") var text: String
         func run() async throws {
-            guard let mode = VoiceCloner.Mode(rawValue: mode) else { fail("--mode must be automatic, approximate or xtts", code: 2) }
+            guard let mode = VoiceCloner.Mode(rawValue: mode) else { throw CLIFailure("--mode must be automatic, approximate or xtts", code: 2) }
             let synthesis = try await VoiceCommand.run { session in
                 try await session.cloner.synthesize(text, profile: try session.cloner.profile(named: voice), mode: mode)
             }
@@ -91,7 +91,7 @@ struct VoiceCommand: AsyncParsableCommand {
         @Option(help: "Voice profile name.") var voice: String
         @Option(help: "A recording (any format ffmpeg reads).") var reference: String
         func run() async throws {
-            guard let data = FileManager.default.contents(atPath: reference), !data.isEmpty else { fail("\(reference): missing or empty") }
+            guard let data = FileManager.default.contents(atPath: reference), !data.isEmpty else { throw CLIFailure("\(reference): missing or empty") }
             let similarity = try await VoiceCommand.run { session in try await session.cloner.score(data, profile: try session.cloner.profile(named: voice)) }
             print(String(format: "speaker similarity %.3f (same speaker typically 0.85–0.96, different speakers 0.4–0.7)", similarity))
         }
@@ -118,7 +118,7 @@ struct VoiceCommand: AsyncParsableCommand {
         func run() async throws {
             let settings = try await loadSettings()
             guard let template = settings.voiceTrainCommand else {
-                fail("no training command: set AVATAR_VOICE_TRAIN_COMMAND (see docs/voice.md for Piper's)", code: 2)
+                throw CLIFailure("no training command: set AVATAR_VOICE_TRAIN_COMMAND (see docs/voice.md for Piper's)", code: 2)
             }
             let dataset = try await VoiceCommand.run { try await $0.cloner.prepareTrainingData(samples: files, output: output + "/dataset", language: language) }
             print(String(format: "dataset: %d clips, %.1f s in %@", dataset.clips.count, dataset.totalSeconds, dataset.directory))
@@ -131,8 +131,8 @@ struct VoiceCommand: AsyncParsableCommand {
             interrupt.resume()
             switch try await task.value {
             case .succeeded: print("training finished: \(output)/output")
-            case .cancelled: fail("training cancelled", code: 130)
-            case .failed(let status, let line): fail("the training command failed (status \(status)): \(line)")
+            case .cancelled: throw CLIFailure("training cancelled", code: 130)
+            case .failed(let status, let line): throw CLIFailure("the training command failed (status \(status)): \(line)")
             }
         }
     }

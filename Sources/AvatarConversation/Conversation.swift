@@ -26,8 +26,10 @@ public struct ReplyMetadata: Sendable, Equatable {
     public var regenerated: Bool = false
 }
 
-/// Events of one reply, in order: speakable segments as early as possible, then the metadata.
+/// Events of one reply, in order: the reply's emotion (before its first segment, so the voice and the face can
+/// take it from the first clause on), speakable segments as early as possible, then the metadata.
 public enum ConversationEvent: Sendable, Equatable {
+    case emotion(Emotion)
     case segment(SpeakableSegment)
     case done(ReplyMetadata)
 }
@@ -177,6 +179,17 @@ public actor Conversation {
         // A reply that begins like one of the recent replies is held back until it differs; if it ends as a repeat
         // (the same words, or nearly), it is dropped unseen and the model is asked once more, hotter.
         let detector = RepetitionDetector(recentReplies: options.retryTemperature == nil ? [] : try recentReplies())
+        // The reply's emotion is decided from the user's and the first clause, before that clause is emitted.
+        var decided: Emotion?
+        let emotions = self.emotions
+        func emitSegment(_ segment: SpeakableSegment) {
+            if decided == nil {
+                let emotion = EmotionDetector.replyEmotion(for: userEmotion, replyText: segment.text, detector: emotions)
+                decided = emotion
+                emit(.emotion(emotion))
+            }
+            emit(.segment(segment))
+        }
         var segmenter = SpeakableSegmenter()
         var spoken: [SpeakableSegment] = []
         var held: [SpeakableSegment] = []
@@ -187,7 +200,7 @@ public actor Conversation {
             // Emits what was held back once the reply can no longer be a repeat.
             func release() {
                 holding = false
-                for segment in held { spoken.append(segment); emit(.segment(segment)) }
+                for segment in held { spoken.append(segment); emitSegment(segment) }
                 held.removeAll()
             }
             // In child-safe mode every clause is checked before it is emitted (shown, spoken) or stored; the first
@@ -205,7 +218,7 @@ public actor Conversation {
                             if !detector.couldRepeat(held.map(\.text).joined(separator: " ")) { release() }
                         } else {
                             spoken.append(segment)
-                            emit(.segment(segment))
+                            emitSegment(segment)
                         }
                     }
                 case .finished(let finished):
@@ -219,7 +232,7 @@ public actor Conversation {
                     held.append(last)
                 } else {
                     spoken.append(last)
-                    emit(.segment(last))
+                    emitSegment(last)
                 }
             }
             if !retry, metadata.moderated == nil, holding, let status, status.backend != nil, !status.interrupted,
@@ -238,29 +251,35 @@ public actor Conversation {
             // The unsafe clause was never shown, spoken or stored: what was said stays, and the redirection (a fixed
             // script for self-harm, secrecy, meeting, personal data and sexual topics) follows it.
             let redirect = ChildSafetyModerator.redirect(category, persona: persona, language: language)
-            try finish(redirect, segments: spoken, metadata: metadata, reply: number, emit: emit)
+            try finish(redirect, segments: spoken, decided: decided, metadata: metadata, reply: number, emit: emit)
             return
         }
         let reply = spoken.map(\.text).joined(separator: " ")
-        try finish(reply, segments: spoken, metadata: metadata, reply: number, emit: emit)
+        try finish(reply, segments: spoken, decided: decided, metadata: metadata, reply: number, emit: emit)
         if let cache, let status, status.backend != nil, !status.usedFallback, !status.interrupted {
             await cache.store(persona: cacheScope, language: language, question: message, answer: reply, usedPersonalMemory: usesPersonalMemory)
         }
     }
 
     /// Emits `text` as segments (unless they were already streamed), stores the turn and the metadata.
-    private func finish(_ text: String, segments alreadySpoken: [SpeakableSegment]?, metadata: ReplyMetadata, reply number: Int, emit: @Sendable (ConversationEvent) -> Void) throws {
+    /// `decided`: the reply's emotion when it was already emitted with the first streamed segment.
+    private func finish(_ text: String, segments alreadySpoken: [SpeakableSegment]?, decided: Emotion? = nil, metadata: ReplyMetadata, reply number: Int,
+                        emit: @Sendable (ConversationEvent) -> Void) throws {
         var metadata = metadata
         var shown = alreadySpoken?.map(\.text) ?? []
+        var emotion = decided
         if alreadySpoken == nil || metadata.moderated != nil {
-            var segmenter = SpeakableSegmenter()
-            var pieces = segmenter.feed(text)
-            if let last = segmenter.flush() { pieces.append(last) }
+            let pieces = SpeakableSegmenter.segments(of: text)
+            if emotion == nil {
+                let decidedNow = EmotionDetector.replyEmotion(for: metadata.userEmotion, replyText: pieces.first?.text ?? text, detector: emotions)
+                emotion = decidedNow
+                emit(.emotion(decidedNow))
+            }
             for piece in pieces { emit(.segment(piece)) }
             shown += pieces.map(\.text)
         }
         metadata.text = shown.joined(separator: " ")
-        metadata.emotion = EmotionDetector.replyEmotion(for: metadata.userEmotion, replyText: metadata.text, detector: emotions)
+        metadata.emotion = emotion ?? EmotionDetector.replyEmotion(for: metadata.userEmotion, replyText: metadata.text, detector: emotions)
         // An interruption that came first has already decided what is remembered of this reply.
         if amendedReplies[number] == nil {
             storedReply[number] = try database.appendTurn(StoredTurn(avatarId: avatarId, role: "assistant", text: metadata.text)).id
@@ -279,9 +298,7 @@ public actor Conversation {
     /// The persona's cache namespace: a changed persona never reads the old persona's answers.
     var cacheScope: String {
         let description = "\(persona.name)|\(persona.age ?? -1)|\(persona.style)|\(persona.interests)|\(persona.backstory)"
-        var hash: UInt64 = 14_695_981_039_346_656_037
-        for byte in description.utf8 { hash = (hash ^ UInt64(byte)) &* 1_099_511_628_211 }
-        return "\(avatarId):\(String(hash, radix: 16))"
+        return "\(avatarId):\(ContentHash.of(description))"
     }
 
     /// System prompt + remembered facts + summary, then as many recent turns as fit, then the message.

@@ -71,9 +71,7 @@ public enum TurnSummarizer {
     }
 
     static func firstSentence(_ text: String) -> String {
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        let end = trimmed.firstIndex(where: { ".!?…".contains($0) }).map { trimmed.index(after: $0) } ?? trimmed.endIndex
-        let sentence = String(trimmed[..<end])
+        let sentence = SpeakableSegmenter.firstSentence(of: text)
         return sentence.count > 160 ? String(sentence.prefix(157)) + "…" : sentence
     }
 }

@@ -1,22 +1,5 @@
+import AvatarCore
 import Foundation
-
-/// An emotion with its strength, carried on every reply for the voice and the face.
-public struct Emotion: Sendable, Equatable, Codable {
-    public enum Label: String, Sendable, Codable, CaseIterable {
-        case neutral, joy, sadness, anger, fear, surprise
-    }
-
-    public var label: Label
-    /// 0 (barely) … 1 (very).
-    public var intensity: Double
-
-    public init(_ label: Label, intensity: Double) {
-        self.label = label
-        self.intensity = intensity
-    }
-
-    public static let neutral = Emotion(.neutral, intensity: 0)
-}
 
 /// Detects the emotion of a text (Russian and English) from a cue lexicon, intensifiers and
 /// punctuation. Cues are word stems, so inflected Russian forms match.
@@ -72,6 +55,7 @@ public struct EmotionDetector: Sendable {
         case .anger: return ru ? "Собеседник злится: говори спокойно, не спорь." : "The user is upset: stay calm and kind, do not argue."
         case .fear: return ru ? "Собеседнику страшно: успокой и подбодри." : "The user is scared: reassure them."
         case .surprise: return ru ? "Собеседник удивлён: поддержи его любопытство." : "The user is surprised: share their curiosity."
+        case .calm: return nil
         }
     }
 
@@ -79,7 +63,7 @@ public struct EmotionDetector: Sendable {
     public static func replyEmotion(for user: Emotion, replyText: String, detector: EmotionDetector) -> Emotion {
         switch user.label {
         case .sadness, .fear: return Emotion(.sadness, intensity: min(0.6, user.intensity))
-        case .anger: return Emotion(.neutral, intensity: 0.2)
+        case .anger: return Emotion(.calm, intensity: 0.5)
         default:
             let own = detector.detect(replyText)
             return own.label == .neutral ? user : own

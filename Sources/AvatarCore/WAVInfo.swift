@@ -15,6 +15,19 @@ public struct WAVInfo: Sendable, Equatable {
         return frameBytes > 0 && sampleRate > 0 ? Double(dataBytes / frameBytes) / Double(sampleRate) : 0
     }
 
+    /// The one WAV writer: a 16-bit mono PCM file of `samples` at `rate`.
+    public static func pcm16<Samples: Collection>(_ samples: Samples, rate: Int) -> Data where Samples.Element == Int16 {
+        var data = Data(capacity: 44 + samples.count * 2)
+        func append<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { data.append(contentsOf: $0) } }
+        let bytes = UInt32(samples.count * 2)
+        data.append(contentsOf: Array("RIFF".utf8)); append(36 + bytes)
+        data.append(contentsOf: Array("WAVEfmt ".utf8)); append(UInt32(16)); append(UInt16(1)); append(UInt16(1))
+        append(UInt32(rate)); append(UInt32(rate * 2)); append(UInt16(2)); append(UInt16(16))
+        data.append(contentsOf: Array("data".utf8)); append(bytes)
+        for sample in samples { append(sample) }
+        return data
+    }
+
     /// Parses the `fmt ` and `data` chunks; nil when `data` is not a PCM WAV.
     public init?(_ data: Data) {
         let bytes = [UInt8](data)

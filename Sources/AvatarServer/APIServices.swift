@@ -108,8 +108,7 @@ actor ConversationRegistry {
     func conversation(for avatar: OwnedAvatar) throws -> Conversation {
         if let existing = live[avatar.id] { return existing }
         let persona = try Persona.decode(json: avatar.persona, name: avatar.name)
-        let talk = Conversation(avatarId: avatar.id, persona: persona, chain: runtime.chain, database: runtime.database,
-                                cache: ResponseCache(cache: runtime.cache), options: ConversationOptions(contextTokens: runtime.settings.llmContextSize))
+        let talk = runtime.conversation(avatarId: avatar.id, persona: persona)
         live[avatar.id] = talk
         return talk
     }

@@ -75,6 +75,16 @@ public struct AvatarRuntime: Sendable {
         )
     }
 
+    /// The one way to build an avatar's conversation, for the API, the live session and `avatar chat`: the model
+    /// chain (or `chain`, for a command with its own retry policy), the database, the response cache, the context
+    /// size from the settings and child-safe checks with the engine host's classifier when the engines run (the
+    /// lexicon alone catches far less: docs/conversation.md).
+    public func conversation(avatarId: String, persona: Persona, chain: FallbackChain? = nil) -> Conversation {
+        Conversation(avatarId: avatarId, persona: persona, chain: chain ?? self.chain, database: database, cache: ResponseCache(cache: cache),
+                     options: ConversationOptions(contextTokens: settings.llmContextSize),
+                     safety: ChildSafetyGuard(classifier: engineHost.map { EngineHostSafetyClassifier(client: $0, timeout: 3) }))
+    }
+
     /// The engine host's capabilities (asr, tts, landmarks, voice) in the component's details; some failed
     /// to load → `degraded`, with which and why (the others still serve).
     static func addCapabilities(of host: EngineHostClient, to component: inout ComponentStatus) async {

@@ -77,6 +77,8 @@ func addChatRoutes(_ api: RouterGroup<AppRequestContext>, alias: RouterGroup<App
                 do {
                     for try await event in events {
                         switch event {
+                        case .emotion(let emotion):
+                            try await writer.write(sse("emotion", APIJSON.string(ChatReply.EmotionView(label: emotion.label.rawValue, intensity: emotion.intensity))))
                         case .segment(let segment):
                             try await writer.write(sse("segment", APIJSON.string(["text": segment.text])))
                         case .done(let metadata):
@@ -121,14 +123,7 @@ func speak(_ metadata: ReplyMetadata, avatar: OwnedAvatar, services: APIServices
         return SpokenAudio(voice: profile.baseVoice, method: synthesis.label, seconds: WAVInfo.duration(synthesis.wav), wavBase64: synthesis.wav.base64EncodedString())
     }
     let voice = JobQueue.voice(avatar.voice, language: metadata.language)
-    let emotion: String
-    switch metadata.emotion.label {
-    case .joy: emotion = "happy"
-    case .sadness: emotion = "sad"
-    case .surprise: emotion = "excited"
-    default: emotion = "neutral"
-    }
-    let speech = try await host.timedSpeech(text: text, voice: voice, emotion: emotion, intensity: metadata.emotion.intensity)
+    let speech = try await host.timedSpeech(text: text, voice: voice, emotion: metadata.emotion.label.prosody.rawValue, intensity: metadata.emotion.intensity)
     return SpokenAudio(voice: voice, method: "base voice", seconds: speech.duration, wavBase64: speech.audio.base64EncodedString())
 }
 

@@ -159,8 +159,13 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
                                detail: error.body ?? error.status.reasonPhrase, fix: "see /docs", headers: error.headers)
             }
         case let error as any AvatarError:
+            // The error says which status it maps to: a request its sender can fix is not a server error.
             let (detail, fix) = Problem.split(error.userMessage)
-            return Problem(error.retryable ? .serviceUnavailable : .internalServerError, "internal", "Server error", detail: detail,
+            let status = HTTPResponse.Status(code: error.httpStatus)
+            if status.code < 500 {
+                return Problem(status, "invalid-request", status.reasonPhrase, detail: detail, fix: fix ?? "change the request as the detail says")
+            }
+            return Problem(status, status.code == 503 ? "unavailable" : "internal", "Server error", detail: detail,
                            fix: fix ?? "try again; if it repeats, report it with the request id")
         default:
             return Problem(.internalServerError, "internal", "Server error", detail: "an unexpected error occurred",

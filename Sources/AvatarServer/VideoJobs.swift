@@ -64,7 +64,7 @@ public final class JobQueue: Service, Sendable {
     let stopping = Mutex<Bool>(false)
     let logger: Logger
     /// Bumped when the renderer's output changes, so cached results are not reused (as `avatar generate`).
-    static let renderVersion = 4
+    static let renderVersion = 5
     static let maxAttempts = 3
     /// How long after its creation a job waits for an engine that is down, before it fails.
     static let retryWindow: TimeInterval = 900
@@ -171,7 +171,7 @@ public final class JobQueue: Service, Sendable {
         defer { try? FileManager.default.removeItem(atPath: work) }
         let audioPath: String
         var timings: SpeechTimings?
-        let emotion = input.emotion ?? "neutral"
+        let emotion = Emotion.Label(name: input.emotion ?? "neutral") ?? .neutral
         if let sampleId = input.audioSampleId {
             guard let sample = try database.media(id: sampleId, accountId: job.accountId), sample.avatarId == avatar.id else {
                 throw Failure(userMessage: "the voice sample \(sampleId) is gone")
@@ -186,7 +186,7 @@ public final class JobQueue: Service, Sendable {
                 let cloner = VoiceCloner(host: host, store: database, dataDir: runtime.settings.dataDir)
                 wav = try await cloner.synthesize(text, profile: profile).wav
             } else {
-                let speech = try await host.timedSpeech(text: text, voice: Self.voice(avatar.voice, language: language), emotion: Self.speechEmotion(emotion), intensity: input.intensity ?? 0.7)
+                let speech = try await host.timedSpeech(text: text, voice: Self.voice(avatar.voice, language: language), emotion: emotion.prosody.rawValue, intensity: input.intensity ?? 0.7)
                 wav = speech.audio
                 timings = speech.timings
             }
@@ -247,20 +247,10 @@ public final class JobQueue: Service, Sendable {
         return choice
     }
 
-    /// The face's emotions → the synthesizer's prosody.
-    static func speechEmotion(_ face: String) -> String {
-        switch face {
-        case "happy": return "happy"
-        case "sad": return "sad"
-        case "surprised": return "excited"
-        default: return "neutral"
-        }
-    }
-
     /// Runs blocking work (decoding, rendering) on a thread of its own, not on the concurrency pool.
     /// The cache key of a request: same photo, audio (or text + voice), emotion and engine → same video.
     static func cacheKey(photoSHA: String, input: VideoJobInput, voice: String?, audioSHA: String?) -> String {
-        let parts = [photoSHA, audioSHA ?? "text:\(input.text ?? "")|voice:\(voice ?? "auto")", input.emotion ?? "neutral",
+        let parts = [photoSHA, audioSHA ?? "text:\(input.text ?? "")|voice:\(voice ?? "auto")", (Emotion.Label(name: input.emotion ?? "neutral") ?? .neutral).rawValue,
                      String(format: "%.2f", input.intensity ?? 0.7), input.engine ?? "builtin", "r\(renderVersion)"]
         return ContentHash.of(parts.joined(separator: "\u{1F}")) + "-" + String(parts.joined().count)
     }
@@ -332,9 +322,8 @@ func ownedJob(_ context: AppRequestContext, _ database: AvatarDatabase) throws -
 func startVideo(_ input: VideoJobInput, avatar: OwnedAvatar, account: String, services: APIServices) async throws -> EditedResponse<JobView> {
     let database = services.runtime.database
     try await services.limiter.check(account: account, kind: .job)
-    let emotion = input.emotion ?? "neutral"
-    guard ExpressionTrack.emotions.contains(emotion) else {
-        throw AvatarValidation.invalid("emotion", "must be one of \(ExpressionTrack.emotions.joined(separator: ", "))", fix: "send one of those")
+    guard Emotion.Label(name: input.emotion ?? "neutral") != nil else {
+        throw AvatarValidation.invalid("emotion", "must be one of \(Emotion.Label.acceptedNames.joined(separator: ", "))", fix: "send one of those")
     }
     guard (0...1).contains(input.intensity ?? 0.7) else { throw AvatarValidation.invalid("intensity", "must be from 0 to 1", fix: "send e.g. 0.7") }
     guard (input.engine ?? "builtin") == "builtin" else {

@@ -18,4 +18,12 @@ public enum SpeechError: AvatarError, Equatable {
     }
 
     public var retryable: Bool { false }
+
+    public var httpStatus: Int {
+        switch self {
+        case .sessionFinished: return 409
+        case .unreadableAudio: return 422
+        case .invalidOption: return 400
+        }
+    }
 }

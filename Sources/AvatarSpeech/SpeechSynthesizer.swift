@@ -3,30 +3,14 @@ import AvatarCore
 import AvatarEngines
 import Foundation
 
-/// Emotions the voices can express through prosody (rate, pitch, loudness, pauses).
-public enum SpeechEmotion: String, CaseIterable, Sendable, Codable {
-    case neutral, happy, sad, excited, calm
-
-    /// The nearest speech emotion for an emotion label of the conversation/animation layers
-    /// (surprised → excited, angry → excited, thinking → calm).
-    public init(label: String) {
-        switch label.lowercased() {
-        case "happy", "joy", "joyful": self = .happy
-        case "sad", "sadness": self = .sad
-        case "excited", "surprised", "angry": self = .excited
-        case "calm", "thinking", "tender": self = .calm
-        default: self = .neutral
-        }
-    }
-}
-
 /// How to speak.
 public struct SynthesisOptions: Sendable, Hashable {
     /// A voice id from `voices()`; nil picks the default voice of `language`.
     public var voice: String?
     /// ISO 639-1; used to pick a voice when `voice` is nil and for the espeak-ng fallback.
     public var language: String
-    public var emotion: SpeechEmotion
+    /// The prosody (`Emotion.Label.prosody` maps a conversation emotion to it).
+    public var emotion: ProsodyStyle
     /// 0 (neutral) … 1 (strongest).
     public var intensity: Double
     /// Speaking-rate factor on top of the emotion's (0.25…4).
@@ -34,7 +18,7 @@ public struct SynthesisOptions: Sendable, Hashable {
     /// On an engine failure for a natural voice, speak with espeak-ng in the same language instead.
     public var fallbackToEspeak: Bool
 
-    public init(voice: String? = nil, language: String = "en", emotion: SpeechEmotion = .neutral, intensity: Double = 0.7,
+    public init(voice: String? = nil, language: String = "en", emotion: ProsodyStyle = .neutral, intensity: Double = 0.7,
                 speed: Double = 1.0, fallbackToEspeak: Bool = true) {
         self.voice = voice
         self.language = language
@@ -85,8 +69,16 @@ public protocol SpeechSynthesizer: Sendable {
     func voices() async throws -> [Voice]
     /// One utterance, whole.
     func synthesize(_ text: String, options: SynthesisOptions) async throws -> SpeechSegment
-    /// The text split into sentences, each synthesised while the previous one is being played.
-    func stream(_ text: String, options: SynthesisOptions) -> AsyncThrowingStream<SpeechSegment, any Error>
+    /// Segments already cut by `SpeakableSegmenter` (a conversation's clauses), each synthesised while the previous
+    /// one is being played.
+    func stream(_ segments: [SpeakableSegment], options: SynthesisOptions) -> AsyncThrowingStream<SpeechSegment, any Error>
+}
+
+extension SpeechSynthesizer {
+    /// A whole text, cut by the one segmenter into sentences (and clauses of long ones), then streamed.
+    public func stream(_ text: String, options: SynthesisOptions) -> AsyncThrowingStream<SpeechSegment, any Error> {
+        stream(SpeakableSegmenter.segments(of: text, minClause: 120), options: options)
+    }
 }
 
 /// `SpeechSynthesizer` on the engine host's `/v1/audio/speech` (verbose_json for timings).
@@ -112,8 +104,9 @@ public struct EngineSpeechSynthesizer: SpeechSynthesizer {
         try await segment(text, index: 0, options: options, started: ContinuousClock.now)
     }
 
-    public func stream(_ text: String, options: SynthesisOptions) -> AsyncThrowingStream<SpeechSegment, any Error> {
-        let sentences = SentenceSplitter.split(text)
+    /// Speaks segments already cut (a conversation's clauses): each segment's `speech`, one ahead of the caller.
+    public func stream(_ segments: [SpeakableSegment], options: SynthesisOptions) -> AsyncThrowingStream<SpeechSegment, any Error> {
+        let sentences = segments.map(\.speech).filter { $0.contains(where: { $0.isLetter || $0.isNumber }) }
         return AsyncThrowingStream { continuation in
             let task = Task {
                 let started = ContinuousClock.now
@@ -184,48 +177,6 @@ extension EngineError {
     var isSynthesisFailure: Bool {
         if case .rejected(_, let status, let code, _) = self { return status >= 500 && code == "tts_failed" }
         return false
-    }
-}
-
-/// Splits text into sentences for streaming synthesis: at . ! ? … (and runs of them) followed by a space,
-/// keeping common abbreviations and decimals whole; sentences over `maxLength` characters are cut at
-/// the last comma/semicolon/colon before the limit (or a space) so the first audio comes early.
-public enum SentenceSplitter {
-    static let abbreviations: Set<String> = ["mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc", "e.g", "i.e", "т.е", "т.д", "т.п", "др", "г", "ул", "стр", "им"]
-
-    public static func split(_ text: String, maxLength: Int = 220) -> [String] {
-        let chars = Array(text.replacingOccurrences(of: "\n", with: " "))
-        var sentences: [String] = []
-        var current = ""
-        var i = 0
-        while i < chars.count {
-            let ch = chars[i]
-            current.append(ch)
-            if ".!?…".contains(ch) {
-                while i + 1 < chars.count, ".!?…\"»)”'".contains(chars[i + 1]) { i += 1; current.append(chars[i]) }
-                let atEnd = i + 1 >= chars.count || chars[i + 1] == " "
-                let lastWord = current.split(separator: " ").last.map { $0.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: ".!?…\"»)”'(")) } ?? ""
-                if atEnd, !(ch == "." && abbreviations.contains(lastWord)) {
-                    flush(&current, into: &sentences, maxLength: maxLength)
-                }
-            }
-            i += 1
-        }
-        flush(&current, into: &sentences, maxLength: maxLength)
-        return sentences
-    }
-
-    static func flush(_ current: inout String, into sentences: inout [String], maxLength: Int) {
-        var rest = current.trimmingCharacters(in: .whitespaces)
-        current = ""
-        while rest.count > maxLength {
-            let head = rest.prefix(maxLength)
-            let cut = head.lastIndex(where: { ",;:".contains($0) }).map { head.index(after: $0) }
-                ?? head.lastIndex(of: " ") ?? head.endIndex
-            sentences.append(String(rest[..<cut]).trimmingCharacters(in: .whitespaces))
-            rest = String(rest[cut...]).trimmingCharacters(in: .whitespaces)
-        }
-        if rest.contains(where: { $0.isLetter || $0.isNumber }) { sentences.append(rest) }
     }
 }
 

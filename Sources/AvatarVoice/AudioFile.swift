@@ -49,14 +49,6 @@ enum AudioFile {
 
     /// A 16-bit mono PCM WAV file's bytes.
     static func wav(_ samples: ArraySlice<Int16>, rate: Int) -> Data {
-        var data = Data()
-        func append<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { data.append(contentsOf: $0) } }
-        let bytes = samples.count * 2
-        data.append(contentsOf: Array("RIFF".utf8)); append(UInt32(36 + bytes))
-        data.append(contentsOf: Array("WAVEfmt ".utf8)); append(UInt32(16)); append(UInt16(1)); append(UInt16(1))
-        append(UInt32(rate)); append(UInt32(rate * 2)); append(UInt16(2)); append(UInt16(16))
-        data.append(contentsOf: Array("data".utf8)); append(UInt32(bytes))
-        for sample in samples { append(sample) }
-        return data
+        WAVInfo.pcm16(samples, rate: rate)
     }
 }

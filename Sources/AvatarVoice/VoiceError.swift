@@ -46,4 +46,14 @@ public enum VoiceError: AvatarError, Equatable {
     }
 
     public var retryable: Bool { false }
+
+    public var httpStatus: Int {
+        switch self {
+        case .noUsableSamples, .notEnoughSpeech, .badInput: return 422
+        case .unsupportedLanguage, .unknownVoice, .invalidName, .emptyText: return 400
+        case .duplicateName: return 409
+        case .cloningNotConfigured: return 501
+        case .training: return 500
+        }
+    }
 }

@@ -77,7 +77,7 @@ struct AnimationTests {
         let face = try await host.landmarks(image: photoData)
         let rig = try FaceRig(photo: try await RGBImage.load(photoPath), landmarks: face.landmarks)
         let output = directory + "/out.mp4"
-        try await VideoExporter(renderer: FaceRenderer(rig: rig)).export(audioPath: audioPath, audio: audio, emotion: "neutral", intensity: 0, output: output)
+        try await VideoExporter(renderer: FaceRenderer(rig: rig)).export(audioPath: audioPath, audio: audio, emotion: .neutral, intensity: 0, output: output)
 
         // The container: H.264 512×512 25 fps + AAC, as long as the audio.
         let probe = TestShell.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height,r_frame_rate:format=duration", "-of", "json", output])

@@ -120,13 +120,21 @@ func collect(_ stream: AsyncStream<ChainEvent>) async -> (text: String, status: 
 func collect(_ stream: AsyncThrowingStream<ConversationEvent, any Error>) async throws -> (segments: [SpeakableSegment], metadata: ReplyMetadata) {
     var segments: [SpeakableSegment] = []
     var metadata: ReplyMetadata?
+    var emotion: Emotion?
     for try await event in stream {
         switch event {
-        case .segment(let segment): segments.append(segment)
+        case .emotion(let decided):
+            // Once per reply, before its first segment.
+            guard emotion == nil, segments.isEmpty else { throw TestFailure("the reply's emotion came twice or after a segment") }
+            emotion = decided
+        case .segment(let segment):
+            guard emotion != nil else { throw TestFailure("a segment came before the reply's emotion") }
+            segments.append(segment)
         case .done(let done): metadata = done
         }
     }
     guard let metadata else { throw TestFailure("reply ended without metadata") }
+    if let emotion, emotion != metadata.emotion { throw TestFailure("the emotion announced (\(emotion)) is not the reply's (\(metadata.emotion))") }
     return (segments, metadata)
 }
 

@@ -115,7 +115,7 @@ struct BilabialTests {
         for path in ["timings", "audio only"] {
             let output = directory + "/\(path.prefix(5)).mp4"
             try await VideoExporter(renderer: FaceRenderer(rig: rig)).export(audioPath: wav, audio: audio, timings: path == "timings" ? timings : nil,
-                                                                       emotion: "neutral", intensity: 0, output: output)
+                                                                       emotion: .neutral, intensity: 0, output: output)
             let frames = directory + "/frames-\(path.prefix(5))"
             try FileManager.default.createDirectory(atPath: frames, withIntermediateDirectories: true)
             _ = TestShell.run(["ffmpeg", "-v", "error", "-i", output, "-q:v", "2", frames + "/%04d.jpg"])

@@ -7,19 +7,25 @@ import Foundation
 import Logging
 import Testing
 
-@Suite("SentenceSplitter and Resampler")
+@Suite("Segmenting for speech, WER and Resampler")
 struct SentenceSplitterTests {
-    @Test("Sentences split at . ! ? …, not at abbreviations or decimals; long ones cut at a comma")
+    func split(_ text: String, maxLength: Int = 220) -> [String] {
+        SpeakableSegmenter.segments(of: text, minClause: 120, maxLength: maxLength).map(\.speech)
+    }
+
+    @Test("The one segmenter cuts a text for speech at . ! ? …, not at abbreviations or decimals; long ones at a comma")
     func split() {
-        #expect(SentenceSplitter.split("Hello there! How are you? Fine.") == ["Hello there!", "How are you?", "Fine."])
-        #expect(SentenceSplitter.split("Dr. Smith paid 3.5 dollars. Then he left…  Really?!") == ["Dr. Smith paid 3.5 dollars.", "Then he left…", "Really?!"])
-        #expect(SentenceSplitter.split("Привет! Как дела, т.е. всё хорошо? Да.") == ["Привет!", "Как дела, т.е. всё хорошо?", "Да."])
-        #expect(SentenceSplitter.split("  ... ") == [])
+        #expect(split("Hello there! How are you? Fine.") == ["Hello there!", "How are you?", "Fine."])
+        #expect(split("Dr. Smith paid 3.5 dollars. Then he left…  Really?!") == ["Dr. Smith paid 3.5 dollars.", "Then he left…", "Really?!"])
+        #expect(split("Привет! Как дела, т.е. всё хорошо? Да.") == ["Привет!", "Как дела, т.е. всё хорошо?", "Да."])
+        #expect(split("  ... ").allSatisfy { !$0.contains(where: \.isLetter) })
         let long = Array(repeating: "one two three four five,", count: 20).joined(separator: " ")
-        let parts = SentenceSplitter.split(long, maxLength: 60)
+        let parts = split(long, maxLength: 60)
         #expect(parts.count > 5)
         #expect(parts.allSatisfy { $0.count <= 60 && $0.hasSuffix(",") })
         #expect(parts.joined(separator: " ") == long)
+        // A sentence of emoji only is shown but has nothing to speak.
+        #expect(SpeakableSegmenter.segments(of: "Yay! 🎉").map(\.speech) == ["Yay!", ""])
     }
 
     @Test("WER scoring: case, punctuation, ё and English contractions do not count as errors; real substitutions do")
@@ -71,7 +77,7 @@ struct SpeechSynthesizerTests {
             received.append(.now)
         }
         #expect(segments.map(\.index) == [0, 1, 2])
-        #expect(segments.map(\.text) == SentenceSplitter.split(text))
+        #expect(segments.map(\.text) == SpeakableSegmenter.segments(of: text, minClause: 120).map(\.speech))
         // Streamed, not synthesised whole and then handed out: the first sentence reaches the caller while the
         // last is still being synthesised (a stream that yields only at the end would deliver all three at once).
         let head = (received[2] - received[0]) / .seconds(1)
@@ -126,13 +132,13 @@ struct SpeechSynthesizerTests {
         let synth = try await synthesizer()
         let host = try #require(try await EngineFixture.shared.runtime().engineHost)
         let text = language == "ru" ? "Сегодня тёплый солнечный день, и мы пойдём гулять." : "The weather is lovely today, so we could walk to the park."
-        var measured: [SpeechEmotion: (f0: Double, duration: Double, level: Double)] = [:]
+        var measured: [ProsodyStyle: (f0: Double, duration: Double, level: Double)] = [:]
         // Piper samples its phoneme durations and pitch noise, so each synthesis differs: single takes gave
         // happy/neutral durations from 0.91 to 0.98 and calm/neutral pitch from −1.1 down to only −0.2 semitones
         // (a failed run). Its figures are therefore means over 5 syntheses.
         // Festival is deterministic: one is enough.
         let repeats = voice == "en_US-joe-medium" ? 5 : 1
-        for emotion in SpeechEmotion.allCases {
+        for emotion in ProsodyStyle.allCases {
             var takes: [(f0: Double, duration: Double, level: Double)] = []
             for take in 0..<repeats {
                 let segment = try await synth.synthesize(text, options: SynthesisOptions(voice: voice, language: language, emotion: emotion, intensity: 1))
@@ -151,7 +157,7 @@ struct SpeechSynthesizerTests {
             print("\(voice) \(emotion.rawValue): F0 \(Int(m.f0)) Hz, \(String(format: "%.2f", m.duration)) s, \(String(format: "%.1f", m.level)) dBFS\(spread)")
         }
         let neutral = measured[.neutral]!
-        func semitones(_ e: SpeechEmotion) -> Double { 12 * log2(measured[e]!.f0 / neutral.f0) }
+        func semitones(_ e: ProsodyStyle) -> Double { 12 * log2(measured[e]!.f0 / neutral.f0) }
         #expect(semitones(.happy) > 1, "happy \(semitones(.happy)) st")
         #expect(semitones(.excited) > 1.5, "excited \(semitones(.excited)) st")
         #expect(semitones(.sad) < -1, "sad \(semitones(.sad)) st")
@@ -162,6 +168,9 @@ struct SpeechSynthesizerTests {
         #expect(measured[.happy]!.duration < neutral.duration)
         #expect(measured[.excited]!.level > neutral.level + 1.5)
         #expect(measured[.sad]!.level < neutral.level - 1.5)
+        #expect(measured[.angry]!.level > neutral.level + 1.5)
+        #expect(semitones(.fearful) > 1, "fearful \(semitones(.fearful)) st")
+        #expect(measured[.fearful]!.duration < neutral.duration * 0.97)
     }
 
     @Test("The audio cache is keyed by voice, text and emotion")

@@ -24,6 +24,9 @@ EMOTIONS: dict[str, tuple[float, float, float, float]] = {
     "sad":      (0.84, -2.0, -3.0, 1.50),
     "excited":  (1.16,  3.0,  3.0, 0.70),
     "calm":     (0.90, -1.0, -2.0, 1.30),
+    # Anger: clipped and loud, pitch held low; fear: hurried, higher, quieter.
+    "angry":    (1.05, -1.0,  3.0, 0.80),
+    "fearful":  (1.12,  2.5, -1.5, 0.75),
 }
 # Neutral speech is peak-normalised to this level, leaving 3 dB of headroom for "excited".
 NEUTRAL_PEAK = 0.70

@@ -143,6 +143,8 @@ actor LiveSession {
         var sawSpeakingFrame = false
         var playedMs: Int?
         var replyText = ""
+        /// The reply's emotion, known before its first clause: the voice's prosody and the face's expression.
+        var emotion: Emotion = .neutral
         var endSample: Int { clauses.last.map { $0.start + $0.samples } ?? (firstSample ?? 0) }
     }
 
@@ -327,6 +329,8 @@ actor LiveSession {
                     defer { clauseSink.finish() }
                     for try await event in events {
                         switch event {
+                        case .emotion(let emotion):
+                            await self.feel(emotion, number: number)
                         case .segment(let segment):
                             await self.replied(segment, number: number)
                             clauseSink.yield(segment)
@@ -366,9 +370,16 @@ actor LiveSession {
         await outbox.send(.replyDelta(delta, turn: number))
     }
 
+    /// The reply's emotion, before its first clause: the face turns to it now, the voice speaks every clause with it.
+    private func feel(_ emotion: Emotion, number: Int) async {
+        guard number == turn, progress != nil else { return }
+        progress?.emotion = emotion
+        await head.setEmotion(emotion.label, intensity: emotion.intensity)
+    }
+
     private func finished(_ metadata: ReplyMetadata, number: Int) async {
         guard number == turn else { return }
-        await head.setEmotion(Self.faceEmotion(metadata.emotion.label), intensity: metadata.emotion.intensity)
+        if metadata.emotion != progress?.emotion { await head.setEmotion(metadata.emotion.label, intensity: metadata.emotion.intensity) }
         await outbox.send(.replyDone(text: metadata.text, emotion: metadata.emotion.label.rawValue, intensity: metadata.emotion.intensity,
                                      model: metadata.chain?.backend, route: metadata.chain?.summary ?? (metadata.cached ? "from the response cache" : ""),
                                      notice: metadata.capabilityNotice, turn: number))
@@ -420,7 +431,9 @@ actor LiveSession {
             guard let (samples, rate) = WAVInfo.monoSamples(synthesis.wav) else { throw SpeechError.unreadableAudio("the voice clone returned audio that is not a 16-bit WAV") }
             return (Resampler.resample(samples, from: rate, to: SessionProtocol.sampleRate), nil)
         }
-        let segment = try await synthesizer.synthesize(text, options: SynthesisOptions(voice: JobQueue.voice(avatar.voice, language: language), language: language))
+        let emotion = progress?.emotion ?? .neutral
+        let segment = try await synthesizer.synthesize(text, options: SynthesisOptions(voice: JobQueue.voice(avatar.voice, language: language), language: language,
+                                                                                        emotion: emotion.label.prosody, intensity: emotion.intensity))
         return (segment.samples16k, segment.timings)
     }
 
@@ -523,16 +536,6 @@ actor LiveSession {
             break
         }
         return words.joined(separator: " ")
-    }
-
-    static func faceEmotion(_ label: Emotion.Label) -> String {
-        switch label {
-        case .joy: return "happy"
-        case .sadness: return "sad"
-        case .surprise: return "surprised"
-        case .anger: return "angry"
-        default: return "neutral"
-        }
     }
 
     // MARK: - Frames

@@ -44,6 +44,37 @@ public struct SpeakableSegmenter: Sendable {
         return segments
     }
 
+    /// A whole text cut the same way as a stream: sentences, and clauses of long sentences once `minClause`
+    /// characters have gathered; a piece still longer than `maxLength` is cut at its last clause mark (or space)
+    /// before the limit, so the first audio of a long sentence comes early. The one splitter for replies,
+    /// synthesis and summaries.
+    public static func segments(of text: String, minClause: Int = 40, maxLength: Int = 220) -> [SpeakableSegment] {
+        var segmenter = SpeakableSegmenter(minClause: minClause)
+        var pieces = segmenter.feed(text)
+        if let last = segmenter.flush() { pieces.append(last) }
+        return pieces.flatMap { capped($0.text, maxLength: maxLength) }.compactMap(segment)
+    }
+
+    /// The first sentence of `text` (for extractive summaries).
+    public static func firstSentence(of text: String) -> String {
+        var segmenter = SpeakableSegmenter(minClause: .max)
+        return (segmenter.feed(text).first ?? segmenter.flush())?.text ?? ""
+    }
+
+    static func capped(_ text: String, maxLength: Int) -> [String] {
+        var rest = Substring(text)
+        var parts: [String] = []
+        while rest.count > maxLength {
+            let head = rest.prefix(maxLength)
+            let cut = head.lastIndex(where: { ",;:".contains($0) }).map { head.index(after: $0) }
+                ?? head.lastIndex(of: " ") ?? head.endIndex
+            parts.append(String(rest[..<cut]))
+            rest = rest[cut...].drop(while: \.isWhitespace)
+        }
+        parts.append(String(rest))
+        return parts
+    }
+
     /// The rest of the text when the stream ends.
     public mutating func flush() -> SpeakableSegment? {
         defer { buffer = "" }
@@ -106,7 +137,7 @@ public struct SpeakableSegmenter: Sendable {
         chars.reduce(0) { $0 + (Self.isEmoji($1) ? 0 : 1) }
     }
 
-    static func segment(_ piece: String) -> SpeakableSegment? {
+    public static func segment(_ piece: String) -> SpeakableSegment? {
         let text = piece.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty else { return nil }
         let speech = speakable(text)
@@ -120,7 +151,7 @@ public struct SpeakableSegmenter: Sendable {
     }
 
     /// Pictographic emoji (including flags, keycaps and ZWJ sequences), but not plain digits or '#'.
-    static func isEmoji(_ character: Character) -> Bool {
+    public static func isEmoji(_ character: Character) -> Bool {
         guard let first = character.unicodeScalars.first else { return false }
         if character.unicodeScalars.count > 1, character.unicodeScalars.contains(where: { $0.value == 0xFE0F || $0.value == 0x200D || $0.value == 0x20E3 }) {
             return true
