@@ -100,7 +100,7 @@ struct SpeechSynthesizerTests {
         #expect(wer <= 0.10, "heard: \(heard)")
     }
 
-    @Test("Word timings agree with Whisper's own word timestamps (an independent aligner) within 0.25 s on average",
+    @Test("Word timings agree with Whisper's own word timestamps (an independent aligner) within 0.2 s on average (measured 0.06–0.10 s)",
           arguments: ["en_US-joe-medium", "slt", "espeak-en"])
     func timingsAgreeWithWhisper(voice: String) async throws {
         let synth = try await synthesizer()
@@ -123,7 +123,7 @@ struct SpeechSynthesizerTests {
         #expect(offsets.count >= 10, "only \(offsets.count) words matched")
         let mean = offsets.reduce(0, +) / Double(max(offsets.count, 1))
         print("\(voice): word-centre offset vs Whisper mean \(String(format: "%.3f", mean)) s over \(offsets.count) words")
-        #expect(mean <= 0.25)
+        #expect(mean <= 0.2)
     }
 
     @Test("Each emotion measurably changes pitch, rate and level (measured on the audio), and stays intelligible",
