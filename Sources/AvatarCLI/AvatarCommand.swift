@@ -32,12 +32,12 @@ struct AvatarCommand: AsyncParsableCommand {
             }
         } catch let failure as CLIFailure {
             FileHandle.standardError.write(Data("avatar: \(failure.message)\n".utf8))
-            exit(failure.code)
+            Foundation.exit(failure.code)
         } catch let error as any AvatarError {
             FileHandle.standardError.write(Data("avatar: \(error.userMessage)\n".utf8))
-            exit(1)
+            Foundation.exit(1)
         } catch {
-            exit(withError: error)
+            Self.exit(withError: error)
         }
     }
 }

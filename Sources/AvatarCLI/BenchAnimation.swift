@@ -77,7 +77,7 @@ struct BenchRender: AsyncParsableCommand {
         if noExport { return }
 
         let speech: String
-        if let audio { speech = audio } else { speech = await BenchGenerate.joinedLibriVox() }
+        if let audio { speech = audio } else { speech = try await BenchGenerate.joinedLibriVox() }
         let sound = try await AudioSamples.load(speech)
         let output = NSTemporaryDirectory() + "avatar-bench.mp4"
         let exportStart = ContinuousClock.now
@@ -107,7 +107,7 @@ struct BenchGenerate: AsyncParsableCommand {
     func run() async throws {
         let renderer = try await benchRenderer(photo: photo).renderer
         let speech: String
-        if let audio { speech = audio } else { speech = await Self.joinedLibriVox() }
+        if let audio { speech = audio } else { speech = try await Self.joinedLibriVox() }
         let speechTimings = try timings.map { try JSONDecoder().decode(SpeechTimings.self, from: Data(contentsOf: URL(fileURLWithPath: $0))) }
         let output = NSTemporaryDirectory() + "avatar-bench-generate.mp4"
         print("export = decode audio + lip sync + render (\(ProcessInfo.processInfo.activeProcessorCount) cores, pipelined) + libx264 ultrafast CRF 18 + AAC 96 kb/s")
@@ -136,7 +136,7 @@ struct BenchGenerate: AsyncParsableCommand {
     }
 
     /// The LibriVox clips of pocketsphinx-testdata joined into one WAV (24.7 s of speech).
-    static func joinedLibriVox() async -> String {
+    static func joinedLibriVox() async throws -> String {
         let speech = NSTemporaryDirectory() + "avatar-bench-speech.wav"
         let directory = "/usr/share/pocketsphinx/test/data/librivox"
         let clips = (try? FileManager.default.contentsOfDirectory(atPath: directory))?.filter { $0.hasSuffix(".wav") }.sorted() ?? []

@@ -63,7 +63,7 @@ struct BenchRealism: AsyncParsableCommand {
             guard !paths.isEmpty else { throw CLIFailure("no --photo and neither astronaut.png nor grace_hopper.jpg in the engine venv", code: 2) }
         }
         let speech: String
-        if let audio { speech = audio } else { speech = await BenchGenerate.joinedLibriVox() }
+        if let audio { speech = audio } else { speech = try await BenchGenerate.joinedLibriVox() }
         let sound = try await AudioSamples.load(speech)
         let speechTimings = try timings.map { try JSONDecoder().decode(SpeechTimings.self, from: Data(contentsOf: URL(fileURLWithPath: $0))) }
         let track = MouthTrack(timings: speechTimings, audio: sound)

@@ -1,3 +1,4 @@
+import AvatarCore
 import AvatarEngines
 import Foundation
 

@@ -1,3 +1,4 @@
+import AvatarCore
 import AvatarCache
 import AvatarConversation
 import AvatarEngines
