@@ -13,16 +13,21 @@ struct MouthPalette: Sendable {
     var lips: RGB
     /// The back of the open mouth, lit a little (corners are darker still).
     var cavity: RGB
+    /// The cavity's colour at unit luminance (to add light in its hue).
+    var cavityHue: RGB
     var tongue: RGB
     /// Standard deviation of the photo's pixel noise on the cheeks, in 8-bit luminance levels.
     var grain: Double
     /// Where the teeth colour came from: "eye whites", "the photo's white point" or "skin".
     var teethSource: String
+    /// The photo's light across the mouth: the lips' right half against their left half, (R − L) / (R + L),
+    /// within ±0.25 (the inside of the mouth is lit from the same side).
+    var sideLight: Double
 
     /// One line for logs and benches.
     var summary: String {
         func f(_ c: RGB) -> String { String(format: "(%.0f, %.0f, %.0f)", c.0, c.1, c.2) }
-        return "teeth \(f(teeth)) from \(teethSource), lips \(f(lips)), cavity \(f(cavity)), tongue \(f(tongue)), grain σ \(String(format: "%.1f", grain))"
+        return "teeth \(f(teeth)) from \(teethSource), lips \(f(lips)), cavity \(f(cavity)), tongue \(f(tongue)), grain σ \(String(format: "%.1f", grain)), light from the \(sideLight > 0.02 ? "right" : sideLight < -0.02 ? "left" : "front") (\(String(format: "%+.2f", sideLight)))"
     }
 
     init(rig: FaceRig) {
@@ -125,10 +130,20 @@ struct MouthPalette: Sendable {
         let outer = (FaceIndex.upperOuterLip + FaceIndex.lowerOuterLip.reversed()).map { points[$0] }
         let lips = mean(pixels(in: outer) { !FaceRig.contains(inner, $0) }, ranks: 0.25...0.9) ?? (150, 80, 80)
         self.lips = lips
+        let middle = (points[FaceIndex.upperInnerLip.first!].x + points[FaceIndex.upperInnerLip.last!].x) / 2
+        let leftLips = mean(pixels(in: outer) { $0.x < middle && !FaceRig.contains(inner, $0) }, ranks: 0.25...0.9).map(luma)
+        let rightLips = mean(pixels(in: outer) { $0.x >= middle && !FaceRig.contains(inner, $0) }, ranks: 0.25...0.9).map(luma)
+        if let leftLips, let rightLips, leftLips + rightLips > 0 {
+            sideLight = min(max((rightLips - leftLips) / (rightLips + leftLips), -0.25), 0.25)
+        } else {
+            sideLight = 0
+        }
         let scale = luma(self.teeth) / max(luma(lips), 1)
         shadedTeeth = (self.teeth.0 * 0.67 + lips.0 * scale * 0.33, self.teeth.1 * 0.67 + lips.1 * scale * 0.33, self.teeth.2 * 0.67 + lips.2 * scale * 0.33)
         // The cavity keeps the lips' hue at a fraction of their light; the tongue is a lit version of it.
-        cavity = (lips.0 * 0.34 + 4, lips.1 * 0.24 + 3, lips.2 * 0.25 + 3)
+        cavity = (lips.0 * 0.4 + 4, lips.1 * 0.28 + 3, lips.2 * 0.29 + 3)
+        let cavityLuma = max(luma(cavity), 1)
+        cavityHue = (cavity.0 / cavityLuma, cavity.1 / cavityLuma, cavity.2 / cavityLuma)
         tongue = (min(lips.0 * 0.95 + 10, 230), lips.1 * 0.72 + 4, lips.2 * 0.76 + 4)
     }
 }
@@ -147,6 +162,12 @@ extension FaceRenderer {
         var light = 1.0, teethShare = 1.0, separation = 0.0
         /// Coverage of this pixel column by the interior, from three sub-columns.
         var subTop = (0.0, 0.0, 0.0), subBottom = (0.0, 0.0, 0.0)
+        /// Where the upper teeth end (drawn or the photo's): the palate behind them lies in their shadow.
+        var teethBottom = 0.0
+        /// The throat: how much darker at its middle (0 where it does not show), its height and half-height.
+        var throat = 0.0, throatY = 0.0, throatHeight = 1.0
+        /// The photo's side light at this column (a factor around 1).
+        var side = 1.0
     }
 
     /// Tooth widths from the middle outwards (central incisor, lateral incisor, canine, two premolars) as shares
@@ -227,13 +248,26 @@ extension FaceRenderer {
             // open more than a tenth of its width, more when raised (t, d, n, l).
             let gap = c.bottom - c.top
             let dome = max(0, 1 - pow((a - 0.5) / 0.36, 2)).squareRoot()
-            c.tongueTop = c.bottom - (max(0, gap - 0.08 * w) * (0.45 + 0.4 * tongueRaise) + 0.8 * lowerShow) * dome
+            // In a narrow gap the tongue's tip shows just behind the teeth, in their shadow.
+            c.tongueTop = c.bottom - (max(0, gap - 0.08 * w) * (0.45 + 0.4 * tongueRaise) + 0.8 * lowerShow + 0.5 * min(gap, 0.08 * w)) * dome
+            c.teethBottom = c.photo ? c.top + 0.7 * c.restGap : c.upperEdge
+            // The throat shows between the palate and the tongue's back once the mouth is well open: darkest in
+            // the middle, a soft oval about a third of the mouth wide.
+            let throatTop = max(c.teethBottom, c.top), throatBottom = max(min(c.tongueTop, c.bottom), throatTop + 1)
+            c.throat = 0.55 * exp(-pow((a - 0.5) / 0.17, 2)) * Self.smoothstep(0.1 * w, 0.25 * w, gap)
+            c.throatY = throatTop + 0.55 * (throatBottom - throatTop)
+            c.throatHeight = max(0.5 * (throatBottom - throatTop), 1)
+            c.side = 1 + 2 * palette.sideLight * (a - 0.5)
             columns[x - minX] = c
         }
 
+        // Grain and surfaces move with the mouth: the palate and cavity with the upper lip, the tongue with the
+        // lower lip (the jaw).
         let anchorX = Int(points[13].x.rounded()), anchorY = Int(points[13].y.rounded())
+        let lowerX = Int(points[14].x.rounded()), lowerY = Int(points[14].y.rounded())
         let grain = palette.grain * 3.46
         var sample = (UInt8(0), UInt8(0), UInt8(0))
+        Self.surfaceTexture.withUnsafeBufferPointer { surface in
         rig.image.pixels.withUnsafeBufferPointer { photo in
             withUnsafeMutableBytes(of: &sample) { buffer in
                 let sampled = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
@@ -263,9 +297,10 @@ extension FaceRenderer {
                         }
                         let yc = min(max(py, c.top), c.bottom)
                         let noise = grain * Self.noise(x - anchorX, y - anchorY)
-                        // Wet, uneven surfaces: a soft mottling a few pixels across, moving with the mouth.
-                        let mottle = Self.valueNoise(Double(x - anchorX) / 3.5, Double(y - anchorY) / 2.5)
-                        var color = interiorColor(c, yc, gap, w, noise, mottle, sampled, photo.baseAddress!)
+                        // Wet, uneven surfaces (see `surfaceTexture`).
+                        let upperSurface = Double(surface[((y - anchorY + 128) & 255) << 8 | ((x - anchorX + 128) & 255)])
+                        let lowerSurface = Double(surface[((y - lowerY + 64) & 255) << 8 | ((x - lowerX + 96) & 255)])
+                        var color = interiorColor(c, yc, gap, w, noise, upperSurface, lowerSurface, sampled, photo.baseAddress!)
                         color = (min(max(color.0, 0), 240), min(max(color.1, 0), 240), min(max(color.2, 0), 240))
                         pixel[0] = UInt8(Double(pixel[0]) * (1 - alpha) + color.0 * alpha)
                         pixel[1] = UInt8(Double(pixel[1]) * (1 - alpha) + color.1 * alpha)
@@ -274,12 +309,13 @@ extension FaceRenderer {
                 }
             }
         }
+        }
     }
 
     /// The colour at height `y` of one interior column.
     @inline(__always)
-    private func interiorColor(_ c: MouthColumn, _ y: Double, _ gap: Double, _ w: Double, _ noise: Double, _ mottle: Double,
-                               _ sampled: UnsafeMutablePointer<UInt8>, _ photo: UnsafePointer<UInt8>) -> (Double, Double, Double) {
+    private func interiorColor(_ c: MouthColumn, _ y: Double, _ gap: Double, _ w: Double, _ noise: Double, _ upperSurface: Double,
+                               _ lowerSurface: Double, _ sampled: UnsafeMutablePointer<UInt8>, _ photo: UnsafePointer<UInt8>) -> (Double, Double, Double) {
         let p = palette
         let fromTop = y - c.top, fromBottom = c.bottom - y
         if c.photo {
@@ -292,24 +328,42 @@ extension FaceRenderer {
                 return (Double(sampled[0]), Double(sampled[1]), Double(sampled[2]))
             }
         }
-        // Cavity: darkest at the corners and at the back (the middle of the gap), the photo's grain on it.
+        // Cavity: lit through the opening, so darkest towards the corners, at the back (the middle of the gap) and
+        // in the throat; lighter on the side the photo is lit from; an
+        // uneven wet surface that still shows a little where the light is nearly gone; the photo's grain on it.
         let depth = gap > 0 ? min(max(fromTop / gap, 0), 1) : 0
-        let cavityLight = c.light * (0.7 + 0.3 * abs(2 * depth - 1)) * (1 + 0.4 * mottle)
-        var color = (p.cavity.0 * cavityLight + noise, p.cavity.1 * cavityLight + noise, p.cavity.2 * cavityLight + noise)
+        var cavityLight = c.light * c.side * (0.7 + 0.3 * abs(2 * depth - 1))
+        if c.throat > 0 {
+            let t = (y - c.throatY) / c.throatHeight
+            cavityLight *= 1 - c.throat * exp(-t * t)
+        }
+        cavityLight *= 1 + Self.surfaceRelief * upperSurface
+        let lift = Self.surfaceLift * upperSurface
+        var color = (p.cavity.0 * cavityLight + lift * p.cavityHue.0 + noise, p.cavity.1 * cavityLight + lift * p.cavityHue.1 + noise,
+                     p.cavity.2 * cavityLight + lift * p.cavityHue.2 + noise)
         // Tongue: lit on top, darker further down and back, a faint groove in the middle.
         if y > c.tongueTop - 0.5, c.tongueTop < c.bottom {
             let t = min(max((y - c.tongueTop) / max(c.bottom - c.tongueTop, 1), 0), 1)
             let groove = 1 - 0.12 * exp(-pow((c.across - 0.5) / 0.04, 2))
-            let light = (0.78 - 0.3 * t) * c.light * groove * (1 + 0.2 * mottle)
+            let light = (0.78 - 0.3 * t) * c.light * c.side * groove * (1 + Self.tongueRelief * lowerSurface) * (0.5 + 0.5 * Self.smoothstep(0.02 * w, 0.12 * w, gap))
             let alpha = min(max(y - c.tongueTop + 0.5, 0), 1)
             color = Self.blend(color, (p.tongue.0 * light + noise, p.tongue.1 * light + noise, p.tongue.2 * light + noise), alpha)
+        }
+        // Towards the corners, where no teeth are, the lips' inner side wraps into the mouth: their colour in
+        // shade along the contour, fading into the cavity over a few pixels (no dark seam at the corners).
+        let cornerness = 1 - Self.smoothstep(0.06, 0.22, min(c.across, 1 - c.across))
+        if cornerness > 0 {
+            let edge = max(min(fromTop, fromBottom), 0)
+            let wrap = 0.8 * cornerness * exp(-edge / (0.04 * w))
+            let shade = 0.55 * c.side
+            color = Self.blend(color, (p.lips.0 * shade + noise, p.lips.1 * shade + noise, p.lips.2 * shade + noise), wrap)
         }
         guard !c.photo, c.teethShare > 0 else { return color }
         let shadow = 0.72 + 0.28 * Self.smoothstep(0, 0.1 * w, gap)
         // Lower teeth: only at wide openings, in the upper teeth's shadow.
         if c.lowerEdge < c.bottom - 0.5, y > c.lowerEdge - 0.5 {
             let t = min(max((c.bottom - y) / max(c.bottom - c.lowerEdge, 1), 0), 1)
-            let light = (0.5 + 0.2 * Self.smoothstep(0, 0.6, t)) * c.light * shadow * (1 - 0.3 * c.separation)
+            let light = (0.5 + 0.2 * Self.smoothstep(0, 0.6, t)) * c.light * c.side * shadow * (1 - 0.3 * c.separation)
             let alpha = min(max(y - c.lowerEdge + 0.5, 0), 1) * c.teethShare
             color = Self.blend(color, (p.shadedTeeth.0 * light + noise, p.shadedTeeth.1 * light + noise, p.shadedTeeth.2 * light + noise), alpha)
         }
@@ -317,7 +371,7 @@ extension FaceRenderer {
         if y < c.upperEdge + 0.5 {
             let span = max(c.upperEdge - c.top, 1)
             let t = min(max(fromTop / span, 0), 1)
-            var light = (0.62 + 0.38 * Self.smoothstep(0, 0.55, t)) * c.light * shadow * (1 + 0.04 * mottle)
+            var light = (0.62 + 0.38 * Self.smoothstep(0, 0.55, t)) * c.light * c.side * shadow * (1 + 0.04 * upperSurface)
             light *= 1 - c.separation * (0.06 + 0.22 * t)
             let edge = Self.smoothstep(0.8, 1, t)
             let alpha = min(max(c.upperEdge - y + 0.5, 0), 1) * c.teethShare
@@ -341,15 +395,43 @@ extension FaceRenderer {
         max(0, min(y + 0.5, bottom) - max(y - 0.5, top))
     }
 
-    /// Smooth noise in −0.5…0.5: `noise` on the integer lattice, interpolated bilinearly (smoothstep weights).
-    @inline(__always)
-    static func valueNoise(_ x: Double, _ y: Double) -> Double {
+    /// How far the wet surfaces' unevenness moves the cavity's light (a factor 1 ± this × `surfaceTexture`), and
+    /// the luminance levels it still adds where the cavity is nearly black; the same for the tongue.
+    static let surfaceRelief = 0.6
+    static let surfaceLift = 6.0
+    static let tongueRelief = 0.3
+
+    /// The uneven, wet surfaces inside the mouth (palate, cheeks, tongue), 256×256 pixels around an anchor on
+    /// the lips, computed once: gradient noise of two octaves (features about 6 and 3 px across at the crop's
+    /// scale, where the mouth is about 100 px wide) on a lattice turned by 35°, so no grid or checkerboard
+    /// shows; about −1…1 with a standard deviation near 0.35.
+    static let surfaceTexture: [Float] = {
+        var texture = [Float](repeating: 0, count: 256 * 256)
+        let turn = 35 * Double.pi / 180, c = cos(turn), s = sin(turn)
+        for y in 0..<256 {
+            for x in 0..<256 {
+                let u = (Double(x) * c - Double(y) * s), v = (Double(x) * s + Double(y) * c)
+                let value = gradientNoise(u / 6, v / 6, seed: 11) + 0.5 * gradientNoise(u / 3 + 17.3, v / 3 + 5.1, seed: 23)
+                texture[y * 256 + x] = Float(min(max(value * 1.45, -1), 1))
+            }
+        }
+        return texture
+    }()
+
+    /// Gradient (Perlin) noise at (`x`, `y`): a pseudo-random unit gradient at every lattice point, quintic
+    /// interpolation; about −0.7…0.7.
+    static func gradientNoise(_ x: Double, _ y: Double, seed: Int) -> Double {
         let ix = Int(floor(x)), iy = Int(floor(y))
-        var fx = x - Double(ix), fy = y - Double(iy)
-        fx = fx * fx * (3 - 2 * fx)
-        fy = fy * fy * (3 - 2 * fy)
-        let a = noise(ix &+ 7919, iy), b = noise(ix &+ 7920, iy), c = noise(ix &+ 7919, iy + 1), d = noise(ix &+ 7920, iy + 1)
-        return 2 * ((a * (1 - fx) + b * fx) * (1 - fy) + (c * (1 - fx) + d * fx) * fy)
+        let fx = x - Double(ix), fy = y - Double(iy)
+        func dot(_ i: Int, _ j: Int, _ dx: Double, _ dy: Double) -> Double {
+            let angle = (noise(i &+ seed &* 7919, j &- seed &* 104_729) + 0.5) * 2 * .pi
+            return cos(angle) * dx + sin(angle) * dy
+        }
+        func fade(_ t: Double) -> Double { t * t * t * (t * (t * 6 - 15) + 10) }
+        let u = fade(fx), v = fade(fy)
+        let top = dot(ix, iy, fx, fy) * (1 - u) + dot(ix + 1, iy, fx - 1, fy) * u
+        let bottom = dot(ix, iy + 1, fx, fy - 1) * (1 - u) + dot(ix + 1, iy + 1, fx - 1, fy - 1) * u
+        return top * (1 - v) + bottom * v
     }
 
     /// Deterministic noise in −0.5…0.5 (uniform, σ ≈ 0.29) at an integer position.

@@ -281,11 +281,14 @@ struct MouthRealismTests {
     /// Limits about twice the figures measured with the final renderer (docs/animation.md, `avatar bench realism`):
     /// flat region worst (share of the mouth box), near-white worst, mean hue distance (degrees).
     /// Near-white measured 0 % everywhere: its limit is the target (0.5 %). Before this renderer
-    /// (flat white bars, one-colour cavity) the worst flat regions were 27 / 21 / 19 % of the box.
+    /// (flat white bars, one-colour cavity) the worst flat regions were 27 / 21 / 19 % of the box. With the
+    /// shaded cavity (throat, lips' inner side at the corners, tongue tip, wet surface) this test's clip measured
+    /// biden 2.57 % and obama 1.20 % (grace_hopper not re-measured: no engine venv on that machine; its limit
+    /// stays at twice the 1.44 % of the previous cavity).
     static let limits: [String: (flat: Double, white: Double, hue: Double)] = [
-        "biden": (0.06, 0.005, 18),
+        "biden": (0.05, 0.005, 18),
         "grace_hopper": (0.03, 0.005, 10),
-        "obama": (0.04, 0.005, 5),
+        "obama": (0.025, 0.005, 5),
     ]
 
     @Test("Closed-mouth (biden, grace_hopper) and smiling (obama) portraits: no flat fill, no near-white, an interior in the lips' hue",
