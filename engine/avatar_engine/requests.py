@@ -32,7 +32,7 @@ def fail(code: str, message: str) -> PydanticCustomError:
 class RequestModel(BaseModel):
     """Unknown fields are ignored (OpenAI clients send `model`, `user` …)."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore")
 
     @model_validator(mode="before")
     @classmethod
