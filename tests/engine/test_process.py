@@ -27,7 +27,8 @@ def partial_host(models_dir, tmp_path_factory):
             (models / entry.name).symlink_to(entry)
     port = free_port()
     log = tmp_path_factory.mktemp("log") / "host.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "engine")}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "engine")] + (
+        [os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))}
     with open(log, "wb") as err:
         proc = subprocess.Popen([sys.executable, "-m", "avatar_engine", "--port", str(port), "--models-dir",
                                  str(models), "--threads", "2"], stdout=err, stderr=subprocess.STDOUT, env=env)
