@@ -120,11 +120,13 @@ public struct FaceLandmarks: Codable, Sendable {
     public var warnings: [String]?
 }
 
-/// What the engine host says about itself on `/health`: `ok`, `loading`, `degraded` (some engines failed to
-/// load, the others serve) or `error`, and each engine (capability) with its own state.
+/// What the engine host says about itself on `/health`: `ok`, `loading`, `degraded` (some capabilities are down
+/// or partly down, the others serve) or `error`, and each engine (capability: asr, vad, tts, landmarks, voice,
+/// moderation) with its own state. The host answers 200 while anything serves, so the supervisor keeps it and every
+/// request goes to it; a capability that is down answers its own requests with 503 `engine_unavailable`.
 public struct EngineHostHealth: Codable, Sendable {
     public struct Engine: Codable, Sendable {
-        /// `loading`, `ready` or `error`.
+        /// `loading`, `ready`, `degraded` (serves, part of it down: a TTS voice) or `error` (down).
         public var status: String
         public var error: String?
     }
@@ -133,9 +135,10 @@ public struct EngineHostHealth: Codable, Sendable {
     public var version: String?
     public var engines: [String: Engine]?
 
-    /// The engines that failed to load, with why.
+    /// The capabilities that are down (`error`) or partly down (`degraded`), with why.
     public var failed: [(name: String, error: String)] {
-        (engines ?? [:]).filter { $0.value.status == "error" }.sorted { $0.key < $1.key }.map { ($0.key, $0.value.error ?? "failed to load") }
+        (engines ?? [:]).filter { $0.value.status == "error" || $0.value.status == "degraded" }.sorted { $0.key < $1.key }
+            .map { ($0.key, $0.value.error ?? ($0.value.status == "degraded" ? "partly down" : "failed to load")) }
     }
 }
 

@@ -20,12 +20,15 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
-from .asr import RESPONSE_FORMATS as ASR_FORMATS, ASREngine
+from .asr import ASREngine
 from .errors import EngineError, INVALID_REQUEST, SERVER_ERROR, bad_request, error_body
 from .landmarks import LandmarkEngine
 from .moderation import MARGIN, MAX_CHARS, MAX_TEXTS, ModerationEngine
 from .provision import ProvisionError, quick_check
+from .requests import (LandmarksForm, ModerationRequest, SpeechRequest, TranscriptionForm, VoiceConvertForm,
+                       form_fields)
 from .tts import TTSEngine, pcm_to_wav
+from .vad import VADEngine
 from .voice import VoiceEngine
 
 log = logging.getLogger("avatar_engine.app")
@@ -112,18 +115,25 @@ class GuardMiddleware:
 
 
 # ---------------------------------------------------------------------------------------------
+SERVING = ("ready", "degraded")
+
+
 @dataclass
 class EngineSlot:
+    """One capability of the host (asr, vad, tts, landmarks, voice, moderation) and its readiness:
+    loading | ready | degraded (it serves, part of it is down: a TTS voice) | error (down, `error` says why)."""
     name: str
     engine: Any
-    status: str = "loading"  # loading | ready | error
+    status: str = "loading"
     error: Optional[str] = None
     # An optional engine (the child-safety classifier) does not decide /health: its clients fall back without it.
     required: bool = True
+    # Folder under the models dir whose files (engine/models.json) it needs; TTS checks per backend itself.
+    model_prefix: Optional[str] = None
 
     def describe(self) -> dict[str, Any]:
         d = dict(self.engine.info()) if self.engine is not None else {}
-        d["ready"] = self.status == "ready"
+        d["ready"] = self.status in SERVING
         d["status"] = self.status
         if self.error:
             d["error"] = self.error
@@ -140,7 +150,7 @@ class Engines:
 
     def require(self, name: str) -> Any:
         slot = self.slots[name]
-        if slot.status == "ready":
+        if slot.status in SERVING:
             return slot.engine
         if slot.status == "loading":
             raise EngineError(503, "engine_loading", f"The {name} engine is still loading; retry when "
@@ -148,8 +158,18 @@ class Engines:
         raise EngineError(503, "engine_unavailable", f"The {name} engine failed to start: {slot.error}")
 
 
-# model folder prefix (as in engine/models.json) -> engine that needs it; llm/ is not the host's
-ENGINE_FILES = {"asr": "whisper-base/", "tts": "piper/", "landmarks": "mediapipe/", "moderation": "e5-small/"}  # voice: weights ship in resemblyzer
+def host_status(slots: dict[str, EngineSlot]) -> tuple[str, int]:
+    """The host's state for /health from its required capabilities: ok (200) when all are ready; loading
+    (503) while one loads; degraded (200) when some serve and others are down -- the supervisor keeps the
+    host and each request is answered by its own capability; error (503) when none serves."""
+    states = [s.status for s in slots.values() if s.required]
+    if all(state == "ready" for state in states):
+        return "ok", 200
+    if "loading" in states:
+        return "loading", 503
+    if any(state in SERVING for state in states):
+        return "degraded", 200
+    return "error", 503
 
 
 def load_engines(engines: Engines) -> None:
@@ -163,12 +183,14 @@ def load_engines(engines: Engines) -> None:
     fix = f"run: python -m avatar_engine.provision --models-dir {engines.models_dir}"
     blocked = []
     for name, slot in engines.slots.items():
-        prefix = ENGINE_FILES.get(name)
+        prefix = slot.model_prefix
         mine = [p for p in problems if prefix and f"/{prefix}" in p.replace("\\", "/")]
         if mine:
             slot.status = "error"
             slot.error = f"model files missing or damaged ({mine[0]}" + (
                 f" and {len(mine) - 1} more" if len(mine) > 1 else "") + f"); {fix}"
+        elif slot.status != "error" and hasattr(slot.engine, "block"):  # TTS: only that backend's voices
+            blocked += [f"{name} ({backend})" for backend in slot.engine.block(problems, fix)]
         if slot.status == "error":
             blocked.append(name)
     if blocked:
@@ -179,9 +201,12 @@ def load_engines(engines: Engines) -> None:
         t0 = time.monotonic()
         try:
             slot.engine.load()
-            slot.status = "ready"
-            log.info("engine ready", extra={"fields": {"engine": slot.name,
-                                                       "seconds": round(time.monotonic() - t0, 3)}})
+            # An engine with parts (TTS: voices) says itself whether all of it serves.
+            slot.status = slot.engine.state() if hasattr(slot.engine, "state") else "ready"
+            slot.error = slot.engine.problem() if hasattr(slot.engine, "problem") else None
+            log.info("engine ready" if slot.status == "ready" else "engine degraded",
+                     extra={"fields": {"engine": slot.name, "seconds": round(time.monotonic() - t0, 3),
+                                       **({"error": slot.error} if slot.error else {})}})
         except Exception as exc:
             slot.status, slot.error = "error", f"{exc.__class__.__name__}: {exc}"
             log.exception("engine failed to load", extra={"fields": {"engine": slot.name}})
@@ -197,7 +222,7 @@ def load_engines(engines: Engines) -> None:
             load(slot)
     t.join()
     engines.ready_after_s = round(time.monotonic() - engines.started, 3)
-    ok = all(s.status == "ready" for s in engines.slots.values())
+    ok = all(s.status == "ready" for s in engines.slots.values() if s.required)
     log.info("engines loaded" if ok else "engines loaded with errors",
              extra={"fields": {"ready": ok, "seconds": engines.ready_after_s}})
 
@@ -243,18 +268,33 @@ async def _read_form(request: Request, fields: tuple[str, ...],
     return data, values
 
 
+def default_slots(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2, asr_short_window: bool = False,
+                  tts: Optional[TTSEngine] = None) -> dict[str, EngineSlot]:
+    """Every capability of the host with its engine (not loaded yet). `tts` replaces the default TTS engine
+    (tests inject backends with faults)."""
+    vad = VADEngine()
+    return {
+        "asr": EngineSlot("asr", ASREngine(models_dir / "whisper-base", cpu_threads=cpu_threads, beam_size=beam_size,
+                                           short_window=asr_short_window, vad=vad), model_prefix="whisper-base/"),
+        "vad": EngineSlot("vad", vad),
+        "tts": EngineSlot("tts", tts if tts is not None else TTSEngine(models_dir / "piper")),
+        "landmarks": EngineSlot("landmarks", LandmarkEngine(models_dir / "mediapipe" / "face_landmarker.task"),
+                                model_prefix="mediapipe/"),
+        # voice: the GE2E weights ship inside resemblyzer; its speech ratio uses the VAD
+        "voice": EngineSlot("voice", VoiceEngine(vad.speech_probabilities)),
+        "moderation": EngineSlot("moderation", ModerationEngine(models_dir, threads=1), required=False,
+                                 model_prefix="e5-small/"),
+    }
+
+
 def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2, asr_short_window: bool = False,
-               max_upload: int = DEFAULT_MAX_UPLOAD, load_in_background: bool = True) -> FastAPI:
+               max_upload: int = DEFAULT_MAX_UPLOAD, load_in_background: bool = True,
+               slots: Optional[dict[str, EngineSlot]] = None) -> FastAPI:
+    """The host's app. `slots` replaces the capabilities (tests: a subset, or engines with injected faults)."""
     models_dir = Path(models_dir).expanduser().resolve()
     engines = Engines(models_dir=models_dir)
-    engines.slots = {
-        "asr": EngineSlot("asr", ASREngine(models_dir / "whisper-base", cpu_threads=cpu_threads,
-                                           beam_size=beam_size, short_window=asr_short_window)),
-        "tts": EngineSlot("tts", TTSEngine(models_dir / "piper")),
-        "landmarks": EngineSlot("landmarks", LandmarkEngine(models_dir / "mediapipe" / "face_landmarker.task")),
-    }
-    engines.slots["voice"] = EngineSlot("voice", VoiceEngine(engines.slots["asr"].engine.speech_probabilities))
-    engines.slots["moderation"] = EngineSlot("moderation", ModerationEngine(models_dir, threads=1), required=False)
+    engines.slots = slots if slots is not None else default_slots(
+        models_dir, cpu_threads=cpu_threads, beam_size=beam_size, asr_short_window=asr_short_window)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -309,16 +349,7 @@ def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2, as
         # makes the host "degraded", not down; its requests answer 503 engine_unavailable while the
         # others serve. 503 only while loading, or when nothing loaded.
         slots = engines.slots
-        required = [s for s in slots.values() if s.required]
-        states = [s.status for s in required]
-        if all(state == "ready" for state in states):
-            status, code = "ok", 200
-        elif "loading" in states:
-            status, code = "loading", 503
-        elif "ready" in states:
-            status, code = "degraded", 200
-        else:
-            status, code = "error", 503
+        status, code = host_status(slots)
         body: dict[str, Any] = {"status": status, "version": __version__,
                                 "engines": {name: s.describe() for name, s in slots.items()},
                                 "models_dir": str(engines.models_dir),
@@ -334,21 +365,13 @@ def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2, as
         "margin" (how much closer to unsafe examples than to ordinary ones a text must be; default MARGIN)."""
         try:
             body = await request.json()
+        except BodyTooLarge:
+            raise
         except Exception:
             raise bad_request("invalid_json", "Send a JSON body: {\"input\": \"text\"} or {\"input\": [\"text\", ...]}.")
-        texts = body.get("input") if isinstance(body, dict) else None
-        if isinstance(texts, str):
-            texts = [texts]
-        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-            raise bad_request("invalid_input", "'input' must be a non-empty string or a list of strings.", param="input")
-        if len(texts) > MAX_TEXTS or any(len(t) > MAX_CHARS for t in texts):
-            raise bad_request("input_too_large", f"At most {MAX_TEXTS} texts of at most {MAX_CHARS} characters each.",
-                              param="input")
-        margin = body.get("margin", MARGIN)
-        if not isinstance(margin, (int, float)) or isinstance(margin, bool) or not -1 <= margin <= 1:
-            raise bad_request("invalid_margin", "'margin' must be a number between -1 and 1.", param="margin")
+        req = ModerationRequest.parse(body, max_texts=MAX_TEXTS, max_chars=MAX_CHARS, margin=MARGIN)
         engine = engines.require("moderation")
-        results = await run_in_threadpool(engine.classify, texts, float(margin))
+        results = await run_in_threadpool(engine.classify, req.input, req.margin)
         return JSONResponse({"model": "child-safety-e5-small-knn", "results": results})
 
     @app.get("/v1/voices")
@@ -358,35 +381,15 @@ def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2, as
 
     @app.post("/v1/audio/transcriptions")
     async def transcriptions(request: Request):
-        data, f = await _read_form(request, ("model", "language", "response_format", "temperature", "prompt",
-                                             "language_candidates", "denoise", "timestamp_granularities[]",
-                                             "timestamp_granularities"), files=("noise",))
+        data, f = await _read_form(request, form_fields(TranscriptionForm), files=("noise",))
         asr: ASREngine = engines.require("asr")
-        granularity = (f["timestamp_granularities[]"] or f["timestamp_granularities"] or "segment").strip()
-        if granularity not in ("segment", "word"):
-            raise bad_request("invalid_parameter", "'timestamp_granularities[]' must be segment or word.",
-                              param="timestamp_granularities[]")
-        denoise = (f["denoise"] or "false").strip().lower()
-        if denoise not in ("true", "false", "1", "0"):
-            raise bad_request("invalid_parameter", "'denoise' must be true or false.", param="denoise")
-        fmt = (f["response_format"] or "json").strip()
-        if fmt not in ASR_FORMATS:
-            raise bad_request("unsupported_format", f"response_format {fmt!r} is not supported; use one of "
-                                                    + ", ".join(ASR_FORMATS) + ".", param="response_format")
-        temperature = None
-        if f["temperature"] not in (None, ""):
-            try:
-                temperature = float(f["temperature"])
-            except ValueError:
-                temperature = -1.0
-            if not 0.0 <= temperature <= 1.0:
-                raise bad_request("invalid_parameter", "'temperature' must be a number between 0 and 1.",
-                                  param="temperature")
-        result = await run_in_threadpool(asr.transcribe, data, language=f["language"],
-                                         temperature=temperature, prompt=f["prompt"],
-                                         language_candidates=f["language_candidates"],
-                                         denoise=denoise in ("true", "1"), noise=f["noise"],
-                                         words=granularity == "word")
+        form = TranscriptionForm.parse(f, languages=asr.languages)
+        result = await run_in_threadpool(asr.transcribe, data, language=form.language,
+                                         temperature=form.temperature, prompt=form.prompt,
+                                         language_candidates=form.language_candidates,
+                                         denoise=form.denoise, noise=f["noise"],
+                                         words=form.timestamp_granularities == "word")
+        fmt = form.response_format
         if fmt == "text":
             return PlainTextResponse(result["text"])
         if fmt == "verbose_json":
@@ -397,8 +400,8 @@ def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2, as
     async def vad(request: Request):
         """Silero speech probability per 32 ms frame of the uploaded audio (any format ffmpeg reads)."""
         data, _ = await _read_form(request, ())
-        asr: ASREngine = engines.require("asr")
-        return JSONResponse(await run_in_threadpool(asr.speech_probabilities, data))
+        vad: VADEngine = engines.require("vad")
+        return JSONResponse(await run_in_threadpool(vad.speech_probabilities, data))
 
     @app.post("/v1/audio/speech")
     async def speech(request: Request):
@@ -412,12 +415,10 @@ def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2, as
         if not isinstance(body, dict):
             raise bad_request("invalid_json", "The JSON body must be an object.")
         tts: TTSEngine = engines.slots["tts"].engine
-        text, voice, speed, fmt, emotion, intensity = tts.validate(
-            body.get("input"), body.get("voice"), body.get("speed"), body.get("response_format"),
-            body.get("emotion"), body.get("intensity"))
-        if not voice.ready:
-            engines.require("tts")  # 503 engine_loading / engine_unavailable with the reason
-        result = await run_in_threadpool(tts.synthesize, text, voice, speed, emotion, intensity)
+        req = SpeechRequest.parse(body, voices=tts.voices)
+        voice, fmt, emotion, intensity = tts.voices[req.voice], req.response_format, req.emotion, req.intensity
+        tts.require_voice(voice)  # 503 engine_loading / engine_unavailable (with why) for this voice only
+        result = await run_in_threadpool(tts.synthesize, req.input, voice, req.speed, emotion, intensity)
         headers = {"X-Audio-Duration": f"{result.duration:.3f}", "X-Sample-Rate": str(result.sample_rate),
                    "X-Voice": voice.id, "X-Emotion": f"{emotion};intensity={intensity:g}"}
         if fmt == "verbose_json":
@@ -433,10 +434,10 @@ def create_app(models_dir: Path, *, cpu_threads: int = 2, beam_size: int = 2, as
 
     @app.post("/v1/face/landmarks")
     async def face_landmarks(request: Request):
-        data, f = await _read_form(request, ("multiple",))
+        data, f = await _read_form(request, form_fields(LandmarksForm))
         lm: LandmarkEngine = engines.require("landmarks")
-        multiple = (f["multiple"] or "error").strip().lower()
-        return JSONResponse(await run_in_threadpool(lm.detect, data, multiple))
+        form = LandmarksForm.parse(f)
+        return JSONResponse(await run_in_threadpool(lm.detect, data, form.multiple))
 
     _add_voice_routes(app, engines)
     return app
@@ -448,7 +449,7 @@ def _add_voice_routes(app: FastAPI, engines: Engines) -> None:
     @app.post("/v1/voice/analyze")
     async def voice_analyze(request: Request):
         data, _ = await _read_form(request, ())
-        engines.require("asr")  # the speech ratio uses its Silero VAD
+        engines.require("vad")  # the speech ratio uses the Silero VAD
         voice: VoiceEngine = engines.require("voice")
         return JSONResponse(await run_in_threadpool(voice.analyze, data))
 
@@ -460,30 +461,12 @@ def _add_voice_routes(app: FastAPI, engines: Engines) -> None:
 
     @app.post("/v1/voice/convert")
     async def voice_convert(request: Request):
-        data, f = await _read_form(request, ("f0_log_mean", "f0_log_std", "formant_ratio", "target_envelope"))
+        data, f = await _read_form(request, form_fields(VoiceConvertForm))
         voice: VoiceEngine = engines.require("voice")
-
-        def number(name: str, required: bool) -> Optional[float]:
-            raw = (f[name] or "").strip()
-            if not raw:
-                if required:
-                    raise bad_request("invalid_parameter", f"'{name}' is required.", param=name)
-                return None
-            try:
-                return float(raw)
-            except ValueError:
-                raise bad_request("invalid_parameter", f"'{name}' must be a number.", param=name) from None
-
-        envelope = None
-        if f["target_envelope"]:
-            try:
-                envelope = [float(v) for v in json.loads(f["target_envelope"])]
-            except (ValueError, TypeError):
-                raise bad_request("invalid_parameter", "'target_envelope' must be a JSON array of numbers.",
-                                  param="target_envelope") from None
+        form = VoiceConvertForm.parse(f)
         audio, info = await run_in_threadpool(
-            voice.convert, data, f0_log_mean=number("f0_log_mean", True), f0_log_std=number("f0_log_std", True),
-            formant_ratio=number("formant_ratio", False), target_envelope=envelope)
+            voice.convert, data, f0_log_mean=form.f0_log_mean, f0_log_std=form.f0_log_std,
+            formant_ratio=form.formant_ratio, target_envelope=form.target_envelope)
         return Response(audio, media_type="audio/wav", headers={
             "X-Audio-Duration": f"{info['duration']:.3f}", "X-Sample-Rate": str(info["sample_rate"]),
             "X-Formant-Ratio": str(info["formant_ratio"]), "X-Voice-Conversion": json.dumps(info)})

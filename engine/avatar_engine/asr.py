@@ -145,7 +145,7 @@ def decode_audio(data: bytes, *, ffmpeg: str = "ffmpeg", field: str = "file") ->
 
 class ASREngine:
     def __init__(self, model_dir: Path, *, cpu_threads: int, beam_size: int = 2,
-                 short_window: bool = False) -> None:
+                 short_window: bool = False, vad: Optional["VADEngine"] = None) -> None:
         self.short_window = short_window
         self.retried_full_window = 0  # short-window decodes that looped and were redone with 30 s
         self.model_dir = Path(model_dir)
@@ -155,8 +155,11 @@ class ASREngine:
         self.languages: frozenset[str] = frozenset()
         self.load_seconds: Optional[float] = None
         self._lock = threading.Lock()  # one inference at a time: predictable latency on few cores
-        self.vad = None  # faster-whisper's bundled Silero VAD (ONNX), loaded with the model
-        self._vad_lock = threading.Lock()
+        # Silero VAD (its own capability in the host, which loads it; standalone, load() loads it): the
+        # denoiser's noise profile uses its non-speech frames.
+        from .vad import VADEngine
+        self._owns_vad = vad is None
+        self.vad = VADEngine() if vad is None else vad
 
     # -- lifecycle ------------------------------------------------------------------------------
     def load(self) -> None:
@@ -190,8 +193,8 @@ class ASREngine:
                                           cpu_threads=self.cpu_threads, num_workers=1,
                                           local_files_only=True)
         self.languages = frozenset(_LANGUAGE_CODES)
-        from faster_whisper.vad import get_vad_model
-        self.vad = get_vad_model()
+        if self._owns_vad and self.vad.model is None:
+            self.vad.load()
         # Warm-up: first call allocates buffers; do it now instead of in the first request.
         self._run(np.zeros(SAMPLE_RATE // 2, dtype=np.float32), language="en", temperature=None,
                   prompt=None)
@@ -303,14 +306,6 @@ class ASREngine:
                               param="language_candidates")
         return langs
 
-    def _frame_probabilities(self, audio: np.ndarray) -> np.ndarray:
-        frames = len(audio) // VAD_FRAME
-        if frames == 0:
-            return np.zeros(0, dtype=np.float32)
-        with self._vad_lock:
-            out = self.vad(np.ascontiguousarray(audio[: frames * VAD_FRAME]))
-        return np.asarray(out).reshape(-1)[:frames]
-
     def noise_profile(self, audio: np.ndarray, given: Optional[np.ndarray]) -> tuple[Optional[np.ndarray], str]:
         """Background-only audio for the gate, and where it came from."""
         limit = int(NOISE_PROFILE_MAX_S * SAMPLE_RATE)
@@ -318,7 +313,10 @@ class ASREngine:
             return given[-limit:], "given"
         # Background frames, eroded by 3 frames (~0.1 s) each side: the quiet starts and ends of words
         # next to speech frames would teach the gate that speech is noise.
-        quiet = self._frame_probabilities(audio) < NOISE_FRAME_SPEECH_MAX
+        if self.vad.model is None:  # VAD down: no pause detection, the quietest fifth below
+            quiet = np.zeros(0, dtype=bool)
+        else:
+            quiet = self.vad.frame_probabilities(audio) < NOISE_FRAME_SPEECH_MAX
         eroded = quiet.copy()
         for shift in range(1, 4):
             eroded[shift:] &= quiet[:-shift]
@@ -332,16 +330,6 @@ class ASREngine:
         energy = np.square(audio[: count * VAD_FRAME].reshape(count, VAD_FRAME)).sum(axis=1)
         quiet = np.sort(np.argsort(energy)[: max(1, count // 5)])
         return np.concatenate([audio[i * VAD_FRAME:(i + 1) * VAD_FRAME] for i in quiet]), "clip-quietest"
-
-    def speech_probabilities(self, data: bytes) -> dict[str, Any]:
-        """Silero VAD speech probability per 32 ms frame (512 samples at 16 kHz).  Blocking."""
-        if self.vad is None:
-            raise EngineError(503, "engine_not_ready", "The voice activity detector is still loading; "
-                                                       "retry when GET /health says ready.")
-        audio = decode_audio(data)
-        probs = [round(float(p), 3) for p in self._frame_probabilities(audio)]
-        return {"frame_seconds": VAD_FRAME / SAMPLE_RATE, "duration": round(len(audio) / SAMPLE_RATE, 3),
-                "probabilities": probs}
 
     def transcribe(self, data: bytes, *, language: Optional[str] = None,
                    temperature: Optional[float] = None, prompt: Optional[str] = None,

@@ -183,8 +183,8 @@ def warp_frequency(spectra: np.ndarray, ratio: float) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------
 class VoiceEngine:
-    """Resemblyzer speaker encoder + WORLD analysis/conversion. ``speech_probabilities`` is the ASR
-    engine's Silero VAD (bytes of a 16 kHz WAV -> {"probabilities": [...]}), used for the speech ratio."""
+    """Resemblyzer speaker encoder + WORLD analysis/conversion. ``speech_probabilities`` is the host's
+    VAD capability (Silero, vad.py) (bytes of a 16 kHz WAV -> {"probabilities": [...]}), used for the speech ratio."""
 
     def __init__(self, speech_probabilities: Callable[[bytes], dict[str, Any]], *, threads: int = 1) -> None:
         self._vad = speech_probabilities
