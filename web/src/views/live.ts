@@ -73,8 +73,11 @@ export class EnginePanel {
       }));
       const waiting = rows.filter((row) => !["ready", "loaded", "ok", "degraded", "disabled"].includes(row.state));
       this.summary.dataset.status = report.status;
+      const ready = rows.filter((row) => ["ready", "loaded", "ok"].includes(row.state)).length;
+      const others = rows.filter((row) => ["degraded", "disabled"].includes(row.state))
+        .map((row) => `${NAMES[row.name] ?? row.name} ${STATE_WORDS[row.state]}`);
       this.summary.textContent = report.status === "ready"
-        ? `Engines: all ${rows.length} ready${rows.some((r) => r.state === "degraded") ? " (some with limits)" : ""}`
+        ? `Engines: ${ready === rows.length ? `all ${ready}` : ready} ready${others.length ? `; ${others.join(", ")}` : ""}`
         : `Engines: ${waiting.length} of ${rows.length} not ready — ${waiting.map((r) => NAMES[r.name] ?? r.name).join(", ")}`;
     } catch (error) {
       if (this.disposed) return;
