@@ -21,12 +21,12 @@ const NAMES: Record<string, string> = {
 
 const STATE_WORDS: Record<string, string> = {
   ready: "ready", degraded: "working, with limits", starting: "starting", down: "not working", disabled: "switched off",
-  loaded: "ready", ok: "ready", loading: "starting", failed: "not working",
+  loaded: "ready", ok: "ready", loading: "starting", failed: "not working", error: "not working",
 };
 
 function fixFor(state: string, name: string): string | undefined {
   if (state === "starting" || state === "loading") return "It is still loading its models: wait a minute; this list refreshes by itself.";
-  if (state === "down" || state === "failed") return `Run \`avatar doctor\` on the server to see why ${NAMES[name] ?? name} is not working; the server restarts engines that crash.`;
+  if (state === "down" || state === "failed" || state === "error") return `Run \`avatar doctor\` on the server to see why ${NAMES[name] ?? name} is not working; the server restarts engines that crash.`;
   if (state === "disabled" && name === "engines") return "Start the server with AVATAR_ENGINES_ENABLED=true (the default) for live conversation.";
   return undefined;
 }
