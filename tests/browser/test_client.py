@@ -520,9 +520,10 @@ def test_stop_button_interrupts(server, browser):
 
 
 def two_faces(tmp_path) -> Path:
-    """Two astronauts side by side (ffmpeg hstack): a photo with two faces."""
+    """The astronaut and a smaller copy beside it (the composition GenerateInputTests uses): two faces."""
     out = tmp_path / "two-astronauts.png"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(astronaut()), "-i", str(astronaut()), "-filter_complex", "hstack", str(out)], check=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(astronaut()), "-i", str(astronaut()), "-filter_complex",
+                    "[0]pad=832:512[b];[1]scale=300:300[s];[b][s]overlay=522:100", str(out)], check=True)
     return out
 
 
