@@ -120,7 +120,8 @@ def server():
         shutil.rmtree(s.home, ignore_errors=True)
 
 
-def make_driver(width: int = 1280, height: int = 900, fake_audio: Path | None = None, fake_ui: bool = True) -> webdriver.Chrome:
+def make_driver(width: int = 1280, height: int = 900, fake_audio: Path | None = None, fake_ui: bool = True,
+                extra_args: tuple[str, ...] = ()) -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
     options.binary_location = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", f"--window-size={width},{height}",
@@ -130,6 +131,8 @@ def make_driver(width: int = 1280, height: int = 900, fake_audio: Path | None = 
         options.add_argument("--use-fake-ui-for-media-stream")
     if fake_audio:
         options.add_argument(f"--use-file-for-fake-audio-capture={fake_audio}%noloop")
+    for arg in extra_args:
+        options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = Service(executable_path=os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
     driver = webdriver.Chrome(options=options, service=service)

@@ -1,4 +1,5 @@
 """The web client in real headless Chromium against a real `avatar serve` (engines on, real models)."""
+import json
 import re
 import subprocess
 import time
@@ -137,28 +138,96 @@ def test_wizard_end_to_end(server, browser, tmp_path):
     assert status == 200 and len(voice["samples"]) == 1, voice
 
 
-def test_wizard_keyboard_only(server, browser):
+def focus_visible(driver) -> bool:
+    """The focused element draws a focus ring at least 2 px wide (the :focus-visible outline)."""
+    return driver.execute_script("""
+        const s = getComputedStyle(document.activeElement);
+        return s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2;""")
+
+
+def tab_until(driver, matches, limit: int = 40, back: bool = False):
+    """Presses Tab (Shift+Tab with back) until the focused element matches; every stop on the way must show its focus."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    for _ in range(limit):
+        if back:
+            ActionChains(driver).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
+        else:
+            ActionChains(driver).send_keys(Keys.TAB).perform()
+        element = driver.switch_to.active_element
+        if element.tag_name.lower() != "body":
+            assert focus_visible(driver), f"no visible focus on {element.tag_name}#{element.get_attribute('id')}.{element.get_attribute('class')}"
+        if matches(element):
+            return element
+    pytest.fail("Tab never reached the wanted control")
+
+
+def by_id(ident: str):
+    return lambda element: element.get_attribute("id") == ident
+
+
+def test_wizard_keyboard_only(server, browser, tmp_path):
+    """The whole wizard with the keyboard alone: persona and consent, photo, voice sample, the system test (a greeting
+    from the avatar with its latency stages), into the chat. Files are picked on the focused file input (Selenium types
+    the path into it: headless Chromium has no file dialog to drive)."""
     d = browser
     sign_in(d, server, "#/new")
     wait(d).until(lambda d: css(d, "h1").text == "New avatar")
     active = lambda: d.switch_to.active_element
     wait(d).until(lambda d: active().get_attribute("id") == "p-name")
     active().send_keys("Keys")
-    # Tab through the form, typing only into the fields that need it; Space ticks the consent box; Enter submits.
+    # Persona: Tab through the form, typing only into the fields that need it; Space ticks the consent box.
     for _ in range(30):
         active().send_keys(Keys.TAB)
+        assert focus_visible(d), active().get_attribute("id")
         ident = active().get_attribute("id")
         if ident == "c-given":
             active().send_keys("Keyboard Person")
+        if ident == "c-permission":
+            pytest.fail("Tab stops on both radio buttons: a radio group is one stop (arrow keys move inside it)")
         if ident == "c-agree":
             active().send_keys(Keys.SPACE)
         if ident == "persona-next":
             break
     assert active().get_attribute("id") == "persona-next"
-    focus_ring = d.execute_script("return getComputedStyle(document.activeElement).outlineStyle")
-    assert focus_ring != "none", "the focused button shows a visible focus ring"
     active().send_keys(Keys.ENTER)
     wait(d).until(lambda d: d.current_url.endswith("/1"))
+    avatar_id = d.current_url.split("#/setup/")[1].split("/")[0]
+
+    # Photo: the file input is reachable and shows its focus; the picked photo shows at once, then the face box.
+    wait(d).until(lambda d: css(d, "h1").text.startswith("Set up Keys"))
+    picker = tab_until(d, by_id("photo-file"))
+    picker.send_keys(str(astronaut()))
+    wait(d, 120).until(lambda d: css(d, "#photo-original").get_attribute("data-shown") == "face")
+    tab_until(d, by_id("photo-next")).send_keys(Keys.ENTER)
+    wait(d).until(lambda d: d.current_url.endswith("/2"))
+
+    # Voice: upload a sample from the focused input; Continue with Enter.
+    wav, _ = librivox_clip()
+    wait(d).until(lambda d: css(d, "#voice-file"))
+    tab_until(d, by_id("voice-file")).send_keys(str(wav))
+    wait(d, 180).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#voice-reports li"))
+    tab_until(d, by_id("voice-next")).send_keys(Keys.ENTER)
+    wait(d).until(lambda d: d.current_url.endswith("/3"))
+
+    # System test: engine states listed; Space on "Hear a greeting" → the avatar answers, with its latency.
+    wait(d, 60).until(lambda d: css(d, "#test-connection").get_attribute("data-state") == "open")
+    wait(d, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#engines li[data-state]")) >= 3)
+    states = {e.get_attribute("data-name"): e.get_attribute("data-state") for e in d.find_elements(By.CSS_SELECTOR, "#engines li")}
+    assert states.get("asr") and states.get("tts") and states.get("landmarks"), states
+    tab_until(d, by_id("test-greeting")).send_keys(Keys.SPACE)
+    wait(d, 180).until(lambda d: css(d, "#test-latency").get_attribute("data-ms"))
+    assert css(d, "#test-reply").text.startswith("Keys:"), css(d, "#test-reply").text
+    chip = tab_until(d, lambda e: "latency-chip" in (e.get_attribute("class") or ""))
+    tip = chip.find_element(By.XPATH, "following-sibling::*[@role='tooltip']")
+    assert tip.is_displayed() and "first frame shown" in tip.text, tip.text
+    save_screen(d, "wizard-system-test-desktop")
+    chip.send_keys(Keys.ESCAPE)
+    assert not tip.is_displayed()
+    print(f"keyboard wizard: system-test greeting latency {css(d, '#test-latency').get_attribute('data-ms')} ms; engines {states}")
+    assert serious_violations(d) == []
+    tab_until(d, by_id("start-chat")).send_keys(Keys.ENTER)
+    wait(d, 60).until(lambda d: css(d, "#connection").get_attribute("data-state") == "open")
+    assert d.current_url.endswith(f"#/chat/{avatar_id}")
 
 
 def test_typed_conversation(server, browser):
@@ -448,3 +517,169 @@ def test_stop_button_interrupts(server, browser):
     assert css(d, "#history li.avatar[data-turn='1'] .notice").text.startswith("Interrupted")
     wait(d, 10).until(lambda d: css(d, "#state").get_attribute("data-state") == "idle")
     assert css(d, "#stop").get_attribute("disabled") is not None
+
+
+def two_faces(tmp_path) -> Path:
+    """The astronaut and a smaller copy beside it (the composition GenerateInputTests uses): two faces."""
+    out = tmp_path / "two-astronauts.png"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(astronaut()), "-i", str(astronaut()), "-filter_complex",
+                    "[0]pad=832:512[b];[1]scale=300:300[s];[b][s]overlay=522:100", str(out)], check=True)
+    return out
+
+
+def test_photo_preview_at_once_then_face_box_and_plain_warnings(server, browser, tmp_path):
+    """The picked photo shows before the server answers; then the face box and the aligned crop from the answer; the
+    server's warning about several faces in plain words."""
+    d = browser
+    status, body = server.api("POST", "/api/v1/avatars", {"name": "Duo", "consent": CONSENT})
+    assert status == 201
+    sign_in(d, server, f"#/setup/{body['id']}/1")
+    wait(d).until(lambda d: css(d, "#photo-file"))
+    css(d, "#photo-file").send_keys(str(two_faces(tmp_path)))
+    wait(d, 120).until(lambda d: css(d, "#photo-original").get_attribute("data-shown") == "face"
+                       or css(d, "#photo-errors").text.strip())
+    assert css(d, "#photo-errors").text.strip() == "", css(d, "#photo-errors").text
+    canvas = css(d, "#photo-original")
+    local_at, face_at = int(canvas.get_attribute("data-local-at")), int(canvas.get_attribute("data-face-at"))
+    assert local_at <= face_at, (local_at, face_at)
+    wait(d).until(lambda d: d.execute_script("const i = document.getElementById('photo-aligned'); return i.complete && i.naturalWidth === 512"))
+    # The face box is drawn: the box's green (#19c37d) is on the canvas.
+    green = d.execute_script("""
+        const c = document.getElementById('photo-original'), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] === 0x19 && d[i+1] === 0xc3 && d[i+2] === 0x7d) n++; return n;""")
+    assert green > 100, green
+    warnings = [e.text for e in d.find_elements(By.CSS_SELECTOR, "#photo-warnings li")]
+    print(f"photo: local preview at {local_at} ms, face box at {face_at} ms; warnings {warnings}")
+    assert any("shows 2 faces" in w and "largest" in w for w in warnings), warnings
+    assert "face was found" in css(d, "#photo-status").text
+    assert serious_violations(d) == []
+    save_screen(d, "wizard-photo-two-faces")
+
+
+def test_chat_engine_states_latency_stages_and_switcher(server, browser):
+    """In the chat: each engine's state (from /readyz), the latency of each turn with its stages on hover and on
+    keyboard focus, and the avatar switcher (keyboard: Tab to the other avatar, Enter)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    d = browser
+    other = ready_avatar(server, "Orbit")
+    avatar_id = ready_avatar(server, "Vega")
+    open_chat(d, server, avatar_id)
+    wait(d, 30).until(lambda d: css(d, "#engines-summary").text.startswith("Engines:") and d.find_elements(By.CSS_SELECTOR, "#engines li"))
+    assert "ready" in css(d, "#engines-summary").text, css(d, "#engines-summary").text
+    assert not css(d, "#engines").is_displayed()
+    summary = css(d, "#engines-details summary")
+    summary.send_keys(Keys.ENTER)
+    wait(d, 5).until(lambda d: css(d, "#engines").is_displayed())
+    states = {e.get_attribute("data-name"): e.get_attribute("data-state") for e in d.find_elements(By.CSS_SELECTOR, "#engines li")}
+    assert states.get("engine-host") in ("ready", "degraded") and states.get("asr") and states.get("tts"), states
+
+    css(d, "#message").send_keys("Hello Vega! What is your favourite star?")
+    css(d, "#message").send_keys(Keys.ENTER)
+    wait(d, 180).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#history li.avatar[data-latency-ms]"))
+    item = css(d, "#history li.avatar[data-latency-ms]")
+    chip = item.find_element(By.CSS_SELECTOR, ".latency-chip")
+    tip = chip.find_element(By.XPATH, "following-sibling::*[@role='tooltip']")
+    assert not tip.is_displayed()
+    ActionChains(d).move_to_element(chip).perform()
+    wait(d, 5).until(lambda d: tip.is_displayed())
+    stages = [e.get_attribute("data-stage") for e in tip.find_elements(By.CSS_SELECTOR, "li")]
+    assert {"first_clause", "first_audio", "first_frame_shown", "client"} <= set(stages), stages
+    ActionChains(d).move_to_element(css(d, "#chat-title")).perform()
+    wait(d, 5).until(lambda d: not tip.is_displayed())
+    # Keyboard: back from the message box to the chip, its stages show on focus.
+    css(d, "#message").click()
+    tab_until(d, lambda e: "latency-chip" in (e.get_attribute("class") or ""), back=True)
+    wait(d, 5).until(lambda d: tip.is_displayed())
+    save_screen(d, "chat-engines-latency-desktop")
+    print(f"chat: latency {item.get_attribute('data-latency-ms')} ms, stages {tip.text!r}; engines {states}")
+    assert serious_violations(d) == []
+
+    # The switcher: the current avatar is marked; Tab to the other one and press Enter.
+    wait(d).until(lambda d: d.find_elements(By.CSS_SELECTOR, f"#avatar-switch a[data-id='{other}']"))
+    assert css(d, f"#avatar-switch a[data-id='{avatar_id}']").get_attribute("aria-current") == "page"
+    d.execute_script("document.getElementById('chat-title').focus()")
+    tab_until(d, lambda e: e.get_attribute("data-id") == other).send_keys(Keys.ENTER)
+    wait(d).until(lambda d: d.current_url.endswith(f"#/chat/{other}"))
+    wait(d, 60).until(lambda d: css(d, "#chat-title").text == "Talking with Orbit" and css(d, "#connection").get_attribute("data-state") == "open")
+    assert css(d, f"#avatar-switch a[data-id='{other}']").get_attribute("aria-current") == "page"
+
+
+def test_edit_persona_clears_age(server, browser):
+    """Emptying the age in Edit persona sends `"age": null` (PATCH leaves out what is not sent). If the server keeps
+    the age anyway, the page says so and offers to continue — it never pretends the age is gone."""
+    d = browser
+    status, body = server.api("POST", "/api/v1/avatars", {"name": "Ageless", "age": 30, "languages": ["en"], "consent": CONSENT})
+    assert status == 201
+    sign_in(d, server, f"#/setup/{body['id']}/0")
+    wait(d).until(lambda d: css(d, "#p-age").get_attribute("value") == "30")
+    d.execute_script("""window.sentBodies = []; const real = window.fetch;
+        window.fetch = (url, options) => { if (options && options.method === 'PATCH') window.sentBodies.push(options.body); return real(url, options); };""")
+    css(d, "#p-age").clear()
+    css(d, "#persona-next").click()
+    wait(d, 30).until(lambda d: d.current_url.endswith("/1") or d.find_elements(By.ID, "age-not-cleared"))
+    sent = [json.loads(b) for b in d.execute_script("return window.sentBodies")]
+    assert len(sent) == 1 and "age" in sent[0] and sent[0]["age"] is None, sent
+    status, avatar = server.api("GET", f"/api/v1/avatars/{body['id']}")
+    assert status == 200
+    if "age" in avatar and avatar["age"] is not None:
+        message = css(d, "#age-not-cleared").text
+        assert "cannot clear" in message and "30" in message, message
+        assert d.switch_to.active_element.get_attribute("id") == "persona-keep-age"
+        pytest.xfail(f"the server ignores \"age\": null in PATCH /api/v1/avatars/{{id}} (age still {avatar['age']}); the page says so")
+    assert d.current_url.endswith("/1")
+
+
+def test_insecure_origin_microphone_message(server, tmp_path):
+    """A page that is not a secure context (http on a host name that is not localhost: avatar.test mapped to
+    127.0.0.1 with --host-resolver-rules; 127.0.0.0/8 and localhost are secure in Chromium) gets no microphone: the
+    chat and the wizard's recorder say why and how to fix it; typing still works."""
+    d = make_driver(extra_args=(f"--host-resolver-rules=MAP avatar.test 127.0.0.1",))
+    try:
+        avatar_id = ready_avatar(server, "Remote")
+        base = f"http://avatar.test:{server.port}"
+        d.get(f"{base}/login?token={server.token}")
+        d.get("about:blank")
+        d.get(f"{base}/#/chat/{avatar_id}")
+        wait(d, 60).until(lambda d: css(d, "#connection").get_attribute("data-state") == "open")
+        assert d.execute_script("return window.isSecureContext") is False
+        css(d, "#mic").click()
+        wait(d, 10).until(lambda d: css(d, "#mic-message").is_displayed())
+        message = css(d, "#mic-message").text
+        print(f"insecure origin: {message!r}")
+        assert css(d, "#mic-message").get_attribute("data-problem") == "insecure", message
+        assert base in message and f"http://localhost:{server.port}" in message and f"http://127.0.0.1:{server.port}" in message and "HTTPS" in message, message
+        assert css(d, "#mic").get_attribute("aria-pressed") == "false"
+        css(d, "#message").send_keys("Can you hear me?")
+        css(d, "#message").send_keys(Keys.ENTER)
+        wait(d, 180).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#history li.avatar") and css(d, "#history li.avatar .text").text.strip())
+        # The wizard's voice recorder says the same.
+        d.get(f"{base}/#/setup/{avatar_id}/2")
+        wait(d).until(lambda d: css(d, "#voice-record"))
+        css(d, "#voice-record").click()
+        wait(d, 10).until(lambda d: "secure page" in css(d, "#voice-errors").text)
+    finally:
+        d.quit()
+
+
+def test_system_test_step_hears_the_person(server, tmp_path):
+    """The system test: a greeting from the avatar, then the person speaks (Chromium's fake microphone plays a
+    LibriVox clip) and sees what the server heard, with the latency from the end of speech."""
+    wav, words = librivox_clip()
+    d = make_driver(fake_audio=padded(wav, tmp_path, before=1.0, after=3.0))
+    try:
+        avatar_id = ready_avatar(server, "Probe")
+        sign_in(d, server, f"#/setup/{avatar_id}/3")
+        wait(d, 60).until(lambda d: css(d, "#test-connection").get_attribute("data-state") == "open")
+        css(d, "#test-mic").click()
+        wait(d, 10).until(lambda d: css(d, "#test-mic").get_attribute("aria-pressed") == "true")
+        wait(d, 120).until(lambda d: css(d, "#test-transcript").get_attribute("data-final") == "true")
+        heard = css(d, "#test-transcript").text.lower()
+        common = set(re.findall(r"[a-z']+", heard)) & set(re.findall(r"[a-z']+", words))
+        assert len(common) >= 3, (heard, words)
+        wait(d, 180).until(lambda d: css(d, "#test-latency").get_attribute("data-ms"))
+        timings = css(d, "#test-latency .tip").get_attribute("textContent")
+        print(f"system test: heard {heard!r}; latency {css(d, '#test-latency').get_attribute('data-ms')} ms; {timings}")
+        assert "speech recognised" in timings and "first frame shown" in timings, timings
+        assert css(d, "#test-mic").get_attribute("aria-pressed") == "false"
+    finally:
+        d.quit()

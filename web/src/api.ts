@@ -7,7 +7,8 @@ export interface Avatar {
   backstory: string; voice: string; consent?: Consent; photo?: Photo; createdAt: string; updatedAt: string;
 }
 export interface AvatarInput {
-  name: string; age?: number; interests?: string[]; manner?: string; languages?: string[]; childSafe?: boolean;
+  // `age: null` asks the server to forget the age (PATCH: a field not sent is left as it is).
+  name: string; age?: number | null; interests?: string[]; manner?: string; languages?: string[]; childSafe?: boolean;
   backstory?: string; voice?: string; consent?: Consent;
 }
 export interface PhotoResult extends Photo { avatarId: string; format: string; width: number; height: number; faces: number }
@@ -17,6 +18,9 @@ export interface Sample {
 }
 export interface VoiceProfile { label: string; method: string; baseSimilarity: number; matchSimilarity: number }
 export interface VoiceUpload { sample: Sample; samples: number; profile?: VoiceProfile; profileStatus?: string }
+
+export interface Component { name: string; state: string; reason?: string; details?: Record<string, string> }
+export interface Readiness { status: string; components: Component[] }
 
 export class ApiError extends Error {
   constructor(readonly status: number, readonly code: string, readonly detail: string, readonly fix: string, readonly requestId?: string, readonly field?: string) {
@@ -32,7 +36,7 @@ function capitalize(text: string): string {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
-async function request<T>(method: string, path: string, body?: BodyInit | object, headers: Record<string, string> = {}): Promise<T> {
+async function request<T>(method: string, path: string, body?: BodyInit | object, headers: Record<string, string> = {}, accept: number[] = []): Promise<T> {
   let payload: BodyInit | undefined;
   if (body instanceof Blob || body instanceof ArrayBuffer || body instanceof FormData) payload = body;
   else if (body !== undefined) {
@@ -53,7 +57,7 @@ async function request<T>(method: string, path: string, body?: BodyInit | object
   } catch {
     /* not JSON */
   }
-  if (!response.ok) {
+  if (!response.ok && !accept.includes(response.status)) {
     const problem = (json ?? {}) as { code?: string; detail?: string; title?: string; fix?: string; requestId?: string; field?: string };
     throw new ApiError(response.status, problem.code ?? `http-${response.status}`, problem.detail ?? problem.title ?? `HTTP ${response.status}`, problem.fix ?? "", problem.requestId, problem.field);
   }
@@ -62,7 +66,8 @@ async function request<T>(method: string, path: string, body?: BodyInit | object
 
 export const api = {
   me: () => request<{ account: unknown }>("GET", "/api/v1/me"),
-  readiness: () => request<{ status: string; components: { name: string; state: string; reason?: string }[] }>("GET", "/readyz"),
+  // 503 is an answer too: "not ready", with each component's state and reason.
+  readiness: () => request<Readiness>("GET", "/readyz", undefined, {}, [503]),
   avatars: async () => (await request<{ avatars: Avatar[] }>("GET", "/api/v1/avatars")).avatars,
   avatar: (id: string) => request<Avatar>("GET", `/api/v1/avatars/${encodeURIComponent(id)}`),
   create: (input: AvatarInput) => request<Avatar>("POST", "/api/v1/avatars", input),

@@ -3,10 +3,14 @@ import { h } from "./dom.js";
 import { api, ApiError } from "./api.js";
 import { renderAvatars, renderSignIn } from "./views/avatars.js";
 import { renderWizard } from "./views/wizard.js";
-import { renderChat, ChatHandle } from "./views/chat.js";
+import { renderChat } from "./views/chat.js";
+
+interface Live {
+  dispose(): void;
+}
 
 const root = document.getElementById("app") as HTMLElement;
-let chat: ChatHandle | null = null;
+let chat: Live | null = null; // the view holding a live session (chat, system test), closed on navigation
 let generation = 0;
 
 function go(hash: string): void {
@@ -40,12 +44,12 @@ async function route(): Promise<void> {
       }
       throw error;
     }
-    if (parts[0] === "new") renderWizard(root, null, 0, go);
+    if (parts[0] === "new") chat = renderWizard(root, null, 0, go);
     else if (parts[0] === "setup" && parts[1]) {
       const avatar = await api.avatar(parts[1]);
       if (stale()) return;
       localStorage.setItem("avatar.current", avatar.id);
-      renderWizard(root, avatar, Math.max(0, Math.min(3, Number(parts[2] ?? 0) || 0)), go);
+      chat = renderWizard(root, avatar, Math.max(0, Math.min(3, Number(parts[2] ?? 0) || 0)), go);
     } else if (parts[0] === "chat" && parts[1]) {
       const avatar = await api.avatar(parts[1]);
       if (stale()) return;

@@ -10,8 +10,12 @@ export class MicError extends Error {
 /** What to tell a person for each way the microphone can fail. */
 export function micAdvice(problem: MicProblem): string {
   switch (problem) {
-    case "insecure":
-      return `The microphone needs a secure page: open Avatar at http://localhost:${location.port || "8080"} or http://127.0.0.1:${location.port || "8080"} on this computer, or put HTTPS in front of the server. You can still type.`;
+    case "insecure": {
+      const port = location.port ? `:${location.port}` : "";
+      return `The microphone works only on a secure page, and ${location.origin} is not one (browsers allow it on HTTPS, localhost and 127.0.0.1). ` +
+        `To fix it: on the computer that runs the server, open http://localhost${port} or http://127.0.0.1${port}; from another device, put HTTPS in front of the server ` +
+        `(or, for a test, add ${location.origin} to chrome://flags/#unsafely-treat-insecure-origin-as-secure). You can still type.`;
+    }
     case "unsupported":
       return "This browser cannot record audio here (no getUserMedia or AudioWorklet). Use a current Chromium, Firefox or Safari, or type instead.";
     case "denied":
@@ -53,6 +57,8 @@ export class Recorder {
   }
 
   async start(): Promise<void> {
+    // An insecure page has no AudioWorklet either: say what is really wrong (the origin), not "unsupported".
+    if (!window.isSecureContext) throw new MicError("insecure", micAdvice("insecure"));
     if (!this.context.audioWorklet) throw new MicError("unsupported", micAdvice("unsupported"));
     const stream = await openMicrophone({ echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 });
     if (!this.loaded) {

@@ -4,7 +4,8 @@ import { MediaKind, Ready, ServerMessage, TurnTimings } from "../protocol.js";
 import { Transport, ConnectionState } from "../transport.js";
 import { Player } from "../player.js";
 import { Recorder, MicError, micAdvice } from "../recorder.js";
-import { Avatar } from "../api.js";
+import { api, Avatar } from "../api.js";
+import { EnginePanel, latencyChip } from "./live.js";
 
 const EMOJI: Record<string, string> = { neutral: "🙂", joy: "😄", sadness: "😢", anger: "😠", fear: "😨", surprise: "😮" };
 const STATE_TEXT: Record<string, string> = { idle: "Ready — type or speak", listening: "Listening…", thinking: "Thinking…", speaking: "Speaking" };
@@ -18,7 +19,13 @@ export function renderChat(root: HTMLElement, avatar: Avatar): ChatHandle {
   const connection = h("span", { id: "connection", class: "pill", "data-state": "connecting", role: "status" }, "Connecting…");
   const reconnect = h("button", { id: "reconnect", type: "button", class: "secondary", hidden: true }, "Reconnect now");
   const stateLabel = h("span", { id: "state", class: "pill", "data-state": "idle", role: "status", "aria-live": "polite" }, "Starting…");
-  const latency = h("span", { id: "latency", class: "latency", "aria-live": "polite" }, "");
+  const latency = h("span", { id: "latency", class: "latency" }, "");
+  const latencySay = h("span", { class: "visually-hidden", "aria-live": "polite" }, "");
+  const engines = new EnginePanel("engines");
+  engines.summary.id = "engines-summary";
+  const enginesBox = h("details", { id: "engines-details", class: "engines-box" }, h("summary", {}, engines.summary), engines.list);
+  const switcher = h("ul", { id: "avatar-switch", class: "switcher" });
+  const switcherNav = h("nav", { class: "switcher-nav", "aria-label": "Switch avatar" }, h("span", { class: "muted", id: "switch-label" }, "Talk to:"), switcher);
   const stop = h("button", { id: "stop", type: "button", class: "danger", disabled: true, "aria-label": "Stop the avatar (interrupt)" }, "■ Stop");
   const notes = h("ul", { id: "notes", class: "notes", "aria-label": "What this avatar's offline models can and cannot do" });
   const history = h("ol", { id: "history", class: "history" });
@@ -39,15 +46,31 @@ export function renderChat(root: HTMLElement, avatar: Avatar): ChatHandle {
       h("header", { class: "chat-head" },
         h("h1", { id: "chat-title" }, `Talking with ${avatar.name}`),
         connection, reconnect),
+      switcherNav,
       notes,
       h("div", { class: "chat-grid" },
         h("div", { class: "stage" },
           h("div", { class: "canvas-wrap" }, canvas),
-          h("div", { class: "stage-bar" }, stateLabel, stop, latency),
+          h("div", { class: "stage-bar" }, stateLabel, stop, latency, latencySay),
+          enginesBox,
           h("div", { class: "mic-bar" }, mic, hold, level, silence),
           micMessage),
         h("div", { class: "talk" },
           log, partial, errors, form))));
+
+  // The other avatars: links to their chats (the current one is marked); only avatars with a photo can talk.
+  void api.avatars().then((avatars) => {
+    switcher.replaceChildren(...avatars.map((other) => h("li", {},
+      other.id === avatar.id
+        ? h("a", { href: `#/chat/${other.id}`, "aria-current": "page", "data-id": other.id, class: "current" }, thumb(other), other.name)
+        : other.photo
+          ? h("a", { href: `#/chat/${other.id}`, "data-id": other.id }, thumb(other), other.name)
+          : h("a", { href: `#/setup/${other.id}/1`, "data-id": other.id, class: "muted" }, thumb(other), `${other.name} (add a photo)`))),
+      h("li", {}, h("a", { href: "#/new", id: "switch-new" }, "+ New")));
+  }).catch(() => switcherNav.remove());
+  function thumb(other: Avatar): HTMLElement {
+    return other.photo ? h("img", { src: other.photo.previewUrl, alt: "", width: 32, height: 32 }) : h("span", { class: "no-photo small", "aria-hidden": "true" }, "?");
+  }
 
   // Draw the stored preview until the first frame arrives.
   const preview = new Image();
@@ -59,12 +82,14 @@ export function renderChat(root: HTMLElement, avatar: Avatar): ChatHandle {
   let typedAt: number | null = null;
   let typedTurn: number | null = null;
   let clientLatencyMs: number | null = null;
+  let clientTurn: number | null = null;
   const replies = new Map<number, { item: HTMLLIElement; text: HTMLElement; meta: HTMLElement }>();
 
   const player = new Player(canvas, {
     onStarted(turn, playedMs) {
       if (typedAt !== null && (typedTurn === null || typedTurn <= turn)) {
         clientLatencyMs = Math.round(performance.now() - typedAt);
+        clientTurn = turn;
         typedAt = null;
       }
       transport.send({ type: "playback", turn, event: "started", played_ms: playedMs }, false);
@@ -135,18 +160,21 @@ export function renderChat(root: HTMLElement, avatar: Avatar): ChatHandle {
     return reply;
   }
 
-  function showLatency(timings: TurnTimings): void {
+  function showLatency(turn: number, timings: TurnTimings): void {
     lastTimings = timings;
-    const shown = timings.first_frame_shown ?? timings.first_frame;
-    if (shown === undefined) return;
-    const stages = [
-      ["speech recognised", timings.asr_final], ["first clause written", timings.first_clause], ["first audio", timings.first_audio],
-      ["first frame rendered", timings.first_frame], ["first frame shown", timings.first_frame_shown], ["whole turn", timings.total],
-    ].filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => `${k}: ${Math.round(Number(v))} ms`).join("\n");
-    latency.textContent = `Reply in ${Math.round(shown)} ms`;
-    latency.dataset.ms = String(Math.round(shown));
-    latency.title = `From the end of your message to the avatar's first frame on screen.\n${stages}${clientLatencyMs !== null ? `\nmeasured here (typed → frame shown): ${clientLatencyMs} ms` : ""}`;
-    latency.setAttribute("aria-label", `Latency: ${latency.textContent}. ${stages.replace(/\n/g, "; ")}`);
+    const client = clientTurn === turn ? clientLatencyMs : null;
+    const chip = latencyChip(timings, client);
+    if (!chip) return;
+    const ms = chip.dataset.ms ?? "";
+    latency.replaceChildren(chip);
+    latency.dataset.ms = ms;
+    latencySay.textContent = `Reply latency ${ms} milliseconds.`;
+    const reply = replies.get(turn);
+    const perTurn = latencyChip(timings, client);
+    if (reply && perTurn) {
+      reply.item.dataset.latencyMs = ms;
+      reply.meta.append(" · ", perTurn);
+    }
   }
 
   const messageLog: string[] = [];
@@ -189,10 +217,12 @@ export function renderChat(root: HTMLElement, avatar: Avatar): ChatHandle {
       }
       case "turn_end":
         player.markDone(message.turn);
-        showLatency(message.timings);
+        showLatency(message.turn, message.timings);
+        void engines.refresh();
         break;
       case "error":
         showError(`Error (${message.code}):`, message.message, message.retryable, message.fix ?? defaultFix(message.code));
+        void engines.refresh();
         break;
       default:
         break;
@@ -286,7 +316,7 @@ export function renderChat(root: HTMLElement, avatar: Avatar): ChatHandle {
   hold.addEventListener("pointerleave", pushEnd);
   const keydown = (event: KeyboardEvent) => {
     const target = event.target as HTMLElement | null;
-    if (event.code !== "Space" || event.repeat || (target && ["INPUT", "TEXTAREA", "BUTTON", "SELECT"].includes(target.tagName))) return;
+    if (event.code !== "Space" || event.repeat || (target && ["INPUT", "TEXTAREA", "BUTTON", "SELECT", "SUMMARY", "A"].includes(target.tagName))) return;
     event.preventDefault();
     void pushStart();
   };
@@ -303,6 +333,7 @@ export function renderChat(root: HTMLElement, avatar: Avatar): ChatHandle {
   return {
     dispose() {
       transport.close();
+      engines.dispose();
       recorder.stop();
       void player.context.close();
       document.removeEventListener("keydown", keydown);
