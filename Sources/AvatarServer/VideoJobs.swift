@@ -62,6 +62,15 @@ public final class JobQueue: Service, Sendable {
     /// Jobs the user cancelled, with when: a running render is stopped within `cancelPoll` of it.
     let cancelled = Mutex<[String: ContinuousClock.Instant]>([:])
     static let cancelPoll: Duration = .milliseconds(100)
+    /// How each cancelled render ended ("… stopped 0.08 s after the cancel …"), shown as the job's `error` (in memory).
+    let stopNotes = Mutex<[String: String]>([:])
+
+    /// The job as the API shows it, with how its cancel ended when the worker has stopped it.
+    func view(_ job: JobRecord) -> JobView {
+        var view = JobView(job)
+        if job.state == .cancelled, let note = stopNotes.withLock({ $0[job.id] }) { view.error = note }
+        return view
+    }
     /// Set on graceful shutdown: a running render stops and its job goes back to the queue.
     let stopping = Mutex<Bool>(false)
     let logger: Logger
@@ -152,7 +161,7 @@ public final class JobQueue: Service, Sendable {
                 let seconds = Double(after.components.seconds) + Double(after.components.attoseconds) / 1e18
                 let progress = (try? database.job(id: job.id, accountId: job.accountId))?.progress ?? 0
                 let note = String(format: "cancelled; the render stopped %.2f s after the cancel, at %.0f %%", seconds, progress * 100)
-                _ = try? database.updateJob(id: job.id) { stored in stored.error = note }
+                stopNotes.withLock { $0[job.id] = note }
                 logger.info("video job cancelled", metadata: ["job": .string(job.id), "stoppedAfter": .string(String(format: "%.3f s", seconds))])
             }
         } catch let error as any AvatarError where error.retryable && Date().timeIntervalSince(job.createdAt) < Self.retryWindow {
@@ -320,10 +329,10 @@ func addVideoRoutes(_ api: RouterGroup<AppRequestContext>, alias: RouterGroup<Ap
     api.get("/avatars/:id/videos") { _, context -> JobList in
         let account = try context.requireAccount()
         let avatar = try services.owned(context)
-        return JobList(jobs: try database.jobs(accountId: account.id, avatarId: avatar.id).map { JobView($0) })
+        return JobList(jobs: try database.jobs(accountId: account.id, avatarId: avatar.id).map { jobs.view($0) })
     }
     api.get("/jobs/:job") { _, context -> JobView in
-        JobView(try ownedJob(context, database))
+        jobs.view(try ownedJob(context, database))
     }
     api.post("/jobs/:job/cancel") { _, context -> JobView in
         let account = try context.requireAccount()

@@ -95,7 +95,7 @@ struct APIFlowTests {
             // A browser's recording: WebM/Opus as MediaRecorder writes it (streamed: no duration in the header).
             let webm = temporaryDirectory("avatar-voice") + "/recording.webm"
             let encoded = await ChildProcess.output(of: ["ffmpeg", "-v", "error", "-i", TestData.librivox + "/sense_and_sensibility_01_austen_64kb-0880.wav",
-                                                         "-c:a", "libopus", "-f", "webm", "pipe:1"])
+                                                         "-c:a", "libopus", "-live", "1", "-f", "webm", "pipe:1"])
             #expect(encoded.status == 0)
             try encoded.output.write(to: URL(fileURLWithPath: webm))
             let recorded = try await client.call(.post, "/api/v1/avatars/\(id)/voice/samples?filename=recording.webm", token: harness.owner,
