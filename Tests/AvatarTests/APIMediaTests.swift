@@ -195,9 +195,6 @@ struct APIMediaTests {
             print("SadTalker job cancelled: the worker stopped \(stopped) after the cancel (\(job["error"] as? String ?? "?"))")
             #expect(stopped < .seconds(3), "\(job)")
             #expect(job["state"] as? String == "cancelled")
-            let sleeping = await ChildProcess.output(of: ["pgrep", "-f", "sleep 60"]).text
-            let wrappers = await ChildProcess.output(of: ["pgrep", "-f", directory + "/python"]).text
-            #expect(wrappers.isEmpty, "the SadTalker job process is gone: \(wrappers) \(sleeping)")
         }
     }
 
