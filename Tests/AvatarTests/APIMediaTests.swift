@@ -214,7 +214,7 @@ struct APIMediaTests {
             await cache.set("reply", "before", Array("one".utf8), ttl: 60)
             #expect(try await direct.get("avatar:reply:before") == Array("one".utf8))
 
-            #expect(redis.kill9())
+            #expect(await redis.kill9())
             let started = ContinuousClock.now
             stats = try await client.call(.get, "/api/v1/cache/stats", token: harness.owner)
             let degradedAfter = ContinuousClock.now - started
@@ -262,21 +262,21 @@ final class TestRedis: @unchecked Sendable {
             if (try? await RedisClient(host: "127.0.0.1", port: port).ping()) == true { return }
             try await Task.sleep(for: .milliseconds(50))
         }
-        stop()
+        process.terminate()
         throw TestFailure("redis-server did not answer on port \(port)")
     }
 
     /// SIGKILL, as a crash or the OOM killer; true when it died of it.
-    func kill9() -> Bool {
+    func kill9() async -> Bool {
         guard let process, process.isRunning else { return false }
         kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        // Polled, not waitUntilExit: no blocking wait on the concurrency pool.
+        while process.isRunning { try? await Task.sleep(for: .milliseconds(20)) }
         return process.terminationReason == .uncaughtSignal
     }
 
     func stop() {
         guard let process, process.isRunning else { return }
         process.terminate()
-        process.waitUntilExit()
     }
 }
