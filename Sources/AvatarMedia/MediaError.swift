@@ -32,7 +32,9 @@ public enum MediaError: AvatarError, Equatable {
         case .unreadable(let reason):
             return "the file cannot be read: \(reason)"
         case .tooLong(let seconds, let limit):
-            return "the audio is \(Int(seconds)) s long, more than \(Int(limit)) s; cut it into shorter clips"
+            // `seconds` is infinite when the container gave no length and decoding stopped past the limit.
+            let length = seconds.isFinite ? "\(Int(seconds)) s long, more than" : "longer than"
+            return "the audio is \(length) \(Int(limit)) s; cut it into shorter clips"
         case .quotaExceeded(let used, let limit):
             return "this account stores \(Self.megabytes(used)) of \(Self.megabytes(limit)); delete avatars or media you no longer need"
         case .storage(let reason):

@@ -62,6 +62,8 @@ struct PhotoState: Codable {
     var faces: Int
     var warnings: [String]
     var uploadedAt: Date
+    /// The stored file (nil for photos stored before compaction: the upload itself, as `format`/`width`/`height`/`orientation`).
+    var stored: StoredPhoto?
 }
 
 /// An avatar as the API returns it.
@@ -77,6 +79,7 @@ struct AvatarView: ResponseEncodable {
         var faces: Int
         var warnings: [String]
         var uploadedAt: Date
+        var stored: StoredPhoto?
     }
 
     var id: String
@@ -109,7 +112,7 @@ struct AvatarView: ResponseEncodable {
         if let json = avatar.photo, let state = try? APIJSON.decoder.decode(PhotoState.self, from: Data(json.utf8)) {
             photo = Photo(url: "/api/v1/avatars/\(avatar.id)/photo", previewUrl: "/api/v1/avatars/\(avatar.id)/photo/preview",
                           format: state.format, width: state.width, height: state.height, faceBox: state.faceBox,
-                          headPose: state.headPose, faces: state.faces, warnings: state.warnings, uploadedAt: state.uploadedAt)
+                          headPose: state.headPose, faces: state.faces, warnings: state.warnings, uploadedAt: state.uploadedAt, stored: state.stored)
         }
         createdAt = avatar.createdAt
         updatedAt = avatar.updatedAt ?? avatar.createdAt

@@ -22,6 +22,77 @@ struct PhotoResponse: ResponseEncodable {
     var warnings: [String]
     var bytes: Int64
     var sha256: String
+    /// What is kept of it: usually a smaller JPEG (see `PhotoCompaction`).
+    var stored: StoredPhoto
+}
+
+/// The photo as stored: what `GET …/photo` serves and the video renderer decodes.
+struct StoredPhoto: Codable {
+    var format: String
+    var width: Int
+    var height: Int
+    /// EXIF orientation of the stored file (1 when it was re-encoded: the rotation is in the pixels).
+    var orientation: Int
+    var bytes: Int64
+    var sha256: String
+    /// True when re-encoded as JPEG; false when the upload itself was kept (it was already as small).
+    var reencoded: Bool
+    /// Stored size / uploaded size (1: full resolution).
+    var scale: Double
+}
+
+/// Stored photos are kept compact: re-encoded as a JPEG (quality about 90, EXIF orientation applied, other EXIF
+/// such as GPS dropped) at most `maxSide` pixels on the long side — but never so small that the face is under
+/// `minFaceHeight` pixels tall, more than the rig's 512² crop uses (forehead to chin is 45 % of it, 230 px).
+/// The upload itself is kept instead when it needs no rotation or scaling and is no larger than the JPEG.
+enum PhotoCompaction {
+    static let maxSide = 2048
+    static let minFaceHeight = 320.0
+    /// ffmpeg's MJPEG qscale (2 best … 31): 3 is about libjpeg quality 90.
+    static let qscale = 3
+
+    /// The factor (≤ 1) to scale a `width`×`height` photo by, with the face `faceHeight` px tall.
+    static func scale(width: Int, height: Int, faceHeight: Double) -> Double {
+        let longSide = Double(max(width, height))
+        guard longSide > Double(maxSide) else { return 1 }
+        let bySide = Double(maxSide) / longSide
+        let byFace = faceHeight > 0 ? minFaceHeight / faceHeight : 1
+        return min(1, max(bySide, byFace))
+    }
+
+    /// The oriented image as a JPEG of `width`×`height` (ffmpeg, its own process: no encoding on the concurrency pool).
+    static func jpeg(_ image: RGBImage, width: Int, height: Int) async throws -> Data {
+        var arguments = ["ffmpeg", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "\(image.width)x\(image.height)", "-i", "-"]
+        if width != image.width || height != image.height { arguments += ["-vf", "scale=\(width):\(height):flags=lanczos"] }
+        arguments += ["-frames:v", "1", "-c:v", "mjpeg", "-q:v", String(qscale), "-pix_fmt", "yuvj420p", "-f", "mjpeg", "-"]
+        let result = await ChildProcess.output(of: arguments, input: Data(image.pixels))
+        guard result.status == 0, ImageFormat.sniff(result.output.prefix(12)) == .jpeg else {
+            let reason = result.status == 127 ? "ffmpeg is not installed (run `avatar setup`)" : (result.lastErrorLine ?? "no JPEG came out")
+            throw MediaError.storage("re-encoding the photo failed: \(reason)")
+        }
+        return result.output
+    }
+}
+
+extension FaceLandmarks {
+    /// The same face in a photo scaled by `sx`, `sy` (z scales with x, as MediaPipe's z is in x's units).
+    func scaled(_ sx: Double, _ sy: Double, width newWidth: Int, height newHeight: Int) -> FaceLandmarks {
+        var copy = self
+        copy.width = newWidth
+        copy.height = newHeight
+        copy.landmarks = landmarks.map { point in
+            var p = point
+            if p.count > 0 { p[0] *= sx }
+            if p.count > 1 { p[1] *= sy }
+            if p.count > 2 { p[2] *= sx }
+            return p
+        }
+        copy.faceBox.x *= sx
+        copy.faceBox.y *= sy
+        copy.faceBox.width *= sx
+        copy.faceBox.height *= sy
+        return copy
+    }
 }
 
 /// The client's file name, from `?filename=` or `Content-Disposition`; only recorded, never used as a path.
@@ -187,29 +258,54 @@ func addPhotoRoutes(_ api: RouterGroup<AppRequestContext>, alias: RouterGroup<Ap
         let preview = try rig.image.pixels.withUnsafeBufferPointer { try JPEGEncoder(quality: 90).encode($0.baseAddress!, width: FaceRig.size, height: FaceRig.size) }
         let warnings = PhotoWarnings.of(face: face, image: image)
 
-        // Store: the original under its content hash, the aligned preview, the landmarks (the rig is rebuilt from them).
+        // Store: the photo (compacted, see `PhotoCompaction`) under its content hash, the aligned preview, the
+        // landmarks in the stored photo's pixels (the rig is rebuilt from photo + landmarks).
+        let scale = PhotoCompaction.scale(width: image.width, height: image.height, faceHeight: face.faceBox.height)
+        let storedWidth = max(1, Int((Double(image.width) * scale).rounded())), storedHeight = max(1, Int((Double(image.height) * scale).rounded()))
+        let jpeg = try await PhotoCompaction.jpeg(image, width: storedWidth, height: storedHeight)
+        let keepUpload = header.orientation == 1 && scale == 1 && file.bytes <= Int64(jpeg.count)
         try services.replaceMedia(avatarId: avatar.id, kinds: ["photo", "preview", "landmarks"])
-        let relative = try services.media.commit(file, account: account.id, fileExtension: header.format.fileExtension)
-        committed = true
-        let photoRecord = MediaRecord(accountId: account.id, avatarId: avatar.id, kind: "photo", path: relative, sha256: file.sha256, bytes: file.bytes,
+        let photoRecord: MediaRecord
+        let stored: StoredPhoto
+        if keepUpload {
+            let relative = try services.media.commit(file, account: account.id, fileExtension: header.format.fileExtension)
+            committed = true
+            photoRecord = MediaRecord(accountId: account.id, avatarId: avatar.id, kind: "photo", path: relative, sha256: file.sha256, bytes: file.bytes,
                                       contentType: header.format.contentType, originalName: originalName)
-        try runtime.database.insert(photoRecord)
+            try runtime.database.insert(photoRecord)
+            stored = StoredPhoto(format: header.format.rawValue, width: image.width, height: image.height, orientation: 1, bytes: file.bytes,
+                                 sha256: file.sha256, reencoded: false, scale: 1)
+        } else {
+            let hash = services.sha256Hex(jpeg)
+            let relative = "\(account.id)/\(hash).jpg"
+            try services.media.write(jpeg, relative: relative)
+            photoRecord = MediaRecord(accountId: account.id, avatarId: avatar.id, kind: "photo", path: relative, sha256: hash, bytes: Int64(jpeg.count),
+                                      contentType: "image/jpeg", originalName: originalName)
+            try runtime.database.insert(photoRecord)
+            stored = StoredPhoto(format: "jpeg", width: storedWidth, height: storedHeight, orientation: 1, bytes: Int64(jpeg.count),
+                                 sha256: hash, reencoded: true, scale: (scale * 10000).rounded() / 10000)
+        }
+        runtime.logger.info("photo stored", metadata: [
+            "avatar": .string(avatar.id), "uploaded": .string("\(header.format.rawValue) \(header.width)×\(header.height) \(file.bytes) B"),
+            "stored": .string("\(stored.format) \(stored.width)×\(stored.height) \(stored.bytes) B"), "reencoded": .stringConvertible(stored.reencoded),
+        ])
         let previewRecord = try services.storeDerived(Data(preview), account: account.id, avatarId: avatar.id, kind: "preview", ext: "jpg", contentType: "image/jpeg")
-        let landmarks = try JSONEncoder().encode(face)
+        let storedFace = face.scaled(Double(storedWidth) / Double(image.width), Double(storedHeight) / Double(image.height), width: storedWidth, height: storedHeight)
+        let landmarks = try JSONEncoder().encode(keepUpload ? face : storedFace)
         let landmarksRecord = try services.storeDerived(landmarks, account: account.id, avatarId: avatar.id, kind: "landmarks", ext: "json", contentType: "application/json")
 
         let box = PhotoState.Box(x: face.faceBox.x, y: face.faceBox.y, width: face.faceBox.width, height: face.faceBox.height)
         let pose = ["yaw": face.headPose.yaw, "pitch": face.headPose.pitch, "roll": face.headPose.roll]
         let state = PhotoState(mediaId: photoRecord.id, previewMediaId: previewRecord.id, landmarksMediaId: landmarksRecord.id, sha256: file.sha256,
                                format: header.format.rawValue, width: image.width, height: image.height, orientation: header.orientation,
-                               faceBox: box, headPose: pose, faces: face.faces, warnings: warnings, uploadedAt: Date())
+                               faceBox: box, headPose: pose, faces: face.faces, warnings: warnings, uploadedAt: Date(), stored: stored)
         avatar.photo = APIJSON.string(state)
         avatar.updatedAt = Date()
         try runtime.database.update(avatar)
         return EditedResponse(status: .created, response: PhotoResponse(
             avatarId: avatar.id, url: "/api/v1/avatars/\(avatar.id)/photo", previewUrl: "/api/v1/avatars/\(avatar.id)/photo/preview",
             format: header.format.rawValue, width: image.width, height: image.height, orientation: header.orientation,
-            faceBox: box, headPose: pose, faces: face.faces, warnings: warnings, bytes: file.bytes, sha256: file.sha256))
+            faceBox: box, headPose: pose, faces: face.faces, warnings: warnings, bytes: file.bytes, sha256: file.sha256, stored: stored))
     }
     api.put("/avatars/:id/photo", use: upload)
     api.post("/avatars/:id/photo", use: upload)

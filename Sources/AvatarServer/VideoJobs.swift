@@ -59,7 +59,18 @@ struct JobList: ResponseEncodable {
 public final class JobQueue: Service, Sendable {
     let services: APIServices
     let workers: Int
-    let cancelled = Mutex<Set<String>>([])
+    /// Jobs the user cancelled, with when: a running render is stopped within `cancelPoll` of it.
+    let cancelled = Mutex<[String: ContinuousClock.Instant]>([:])
+    static let cancelPoll: Duration = .milliseconds(100)
+    /// How each cancelled render ended ("… stopped 0.08 s after the cancel …"), shown as the job's `error` (in memory).
+    let stopNotes = Mutex<[String: String]>([:])
+
+    /// The job as the API shows it, with how its cancel ended when the worker has stopped it.
+    func view(_ job: JobRecord) -> JobView {
+        var view = JobView(job)
+        if job.state == .cancelled, let note = stopNotes.withLock({ $0[job.id] }) { view.error = note }
+        return view
+    }
     /// Set on graceful shutdown: a running render stops and its job goes back to the queue.
     let stopping = Mutex<Bool>(false)
     let logger: Logger
@@ -102,17 +113,33 @@ public final class JobQueue: Service, Sendable {
     }
 
     func cancel(_ id: String) {
-        cancelled.withLock { _ = $0.insert(id) }
+        cancelled.withLock { $0[id] = $0[id] ?? .now }
     }
 
     func isCancelled(_ id: String) -> Bool {
-        stopping.withLock { $0 } || cancelled.withLock { $0.contains(id) }
+        stopping.withLock { $0 } || cancelled.withLock { $0[id] != nil }
+    }
+
+    /// Runs the render, and stops it as soon as the job is cancelled (or the server stops): a watcher polls the flag
+    /// every `cancelPoll` and cancels the render's task, which ends speech synthesis, the frame loop, ffmpeg and a
+    /// SadTalker process where they are — not only between frame batches.
+    func renderUnlessCancelled(_ job: JobRecord) async throws -> MediaRecord {
+        try await withThrowingTaskGroup(of: MediaRecord?.self) { group in
+            group.addTask { try await self.render(job) }
+            group.addTask {
+                while !self.isCancelled(job.id) { try await Task.sleep(for: Self.cancelPoll) }
+                throw AnimationError.cancelled
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let record = first else { throw AnimationError.cancelled }
+            return record
+        }
     }
 
     func process(_ job: JobRecord) async {
         let database = services.runtime.database
         do {
-            let output = try await render(job)
+            let output = try await renderUnlessCancelled(job)
             try database.updateJob(id: job.id) { stored in
                 stored.state = .succeeded
                 stored.progress = 1
@@ -128,7 +155,14 @@ public final class JobQueue: Service, Sendable {
                 }
                 logger.info("video job queued again for the next start", metadata: ["job": .string(job.id)])
             } else {
-                logger.info("video job cancelled", metadata: ["job": .string(job.id)])
+                // The render has stopped: how long after the cancel, on the job for the user (and the tests) to see.
+                let requested = cancelled.withLock { $0[job.id] } ?? .now
+                let after = ContinuousClock.now - requested
+                let seconds = Double(after.components.seconds) + Double(after.components.attoseconds) / 1e18
+                let progress = (try? database.job(id: job.id, accountId: job.accountId))?.progress ?? 0
+                let note = String(format: "cancelled; the render stopped %.2f s after the cancel, at %.0f %%", seconds, progress * 100)
+                stopNotes.withLock { $0[job.id] = note }
+                logger.info("video job cancelled", metadata: ["job": .string(job.id), "stoppedAfter": .string(String(format: "%.3f s", seconds))])
             }
         } catch let error as any AvatarError where error.retryable && Date().timeIntervalSince(job.createdAt) < Self.retryWindow {
             // An engine still starting (after a restart) or briefly down: the job waits in the queue instead of failing.
@@ -147,7 +181,7 @@ public final class JobQueue: Service, Sendable {
                 stored.error = message
             }
         }
-        cancelled.withLock { _ = $0.remove(job.id) }
+        cancelled.withLock { _ = $0.removeValue(forKey: job.id) }
     }
 
     struct Failure: AvatarError {
@@ -161,11 +195,10 @@ public final class JobQueue: Service, Sendable {
         let database = runtime.database
         let input = try APIJSON.decoder.decode(VideoJobInput.self, from: Data(job.input.utf8))
         guard let avatar = try database.avatar(id: job.avatarId, accountId: job.accountId) else { throw Failure(userMessage: "the avatar was deleted") }
-        guard let rig = try await AvatarFace.rig(of: avatar, accountId: job.accountId, services: services) else {
+        let engine = input.engine ?? "builtin"
+        guard let photoPath = try AvatarFace.photoPath(of: avatar, accountId: job.accountId, services: services) else {
             throw Failure(userMessage: "the avatar's photo is gone; upload a photo and start the video again")
         }
-        guard let host = runtime.engineHost else { throw Failure(userMessage: "the engines are disabled (AVATAR_ENGINES_ENABLED=false)") }
-
         let work = services.media.tempDirectory + "/job-\(job.id)"
         try? FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
@@ -178,6 +211,8 @@ public final class JobQueue: Service, Sendable {
             }
             audioPath = services.media.absolute(sample.path)
         } else {
+            // Speech needs the engines (a job from an uploaded sample does not).
+            guard let host = runtime.engineHost else { throw Failure(userMessage: "the engines are disabled (AVATAR_ENGINES_ENABLED=false)") }
             let text = input.text ?? ""
             let persona = AvatarValidation.persona(of: avatar)
             let language = persona?.languages.first ?? "en"
@@ -193,8 +228,19 @@ public final class JobQueue: Service, Sendable {
             audioPath = work + "/speech.wav"
             try wav.write(to: URL(fileURLWithPath: audioPath))
         }
-        let sound = try await AudioSamples.load(audioPath)
         let rendered = work + "/render.mp4"
+        if engine == "sadtalker" {
+            // A SadTalker the user installed, in its own process (GPU memory is released when it exits).
+            let adapter = try await SadTalkerSetup.adapter(runtime.settings)
+            _ = try database.updateJob(id: job.id) { $0.progress = 0.05 }
+            let result = try await adapter.generate(photo: photoPath, audio: audioPath, output: rendered, size: 256)
+            logger.info("sadtalker job done", metadata: ["job": .string(job.id), "seconds": .string(String(format: "%.1f", result.seconds)), "peakGPUMiB": .stringConvertible(result.peakGPUMiB)])
+            return try await stamp(rendered, job: job, avatar: avatar, work: work)
+        }
+        guard let rig = try await AvatarFace.rig(of: avatar, accountId: job.accountId, services: services) else {
+            throw Failure(userMessage: "the avatar's photo is gone; upload a photo and start the video again")
+        }
+        let sound = try await AudioSamples.load(audioPath)
         let exporter = VideoExporter(renderer: FaceRenderer(rig: rig))
         let database_ = database
         let jobId = job.id
@@ -214,8 +260,11 @@ public final class JobQueue: Service, Sendable {
                                 isCancelled: { self.isCancelled(jobId) })
         }
         if isCancelled(jobId) { throw AnimationError.cancelled }
+        return try await stamp(rendered, job: job, avatar: avatar, work: work)
+    }
 
-        // Provenance: tags in the MP4 and a small visible label.
+    /// Provenance: tags in the MP4 and a small visible label; the result stored under its content hash.
+    func stamp(_ rendered: String, job: JobRecord, avatar: OwnedAvatar, work: String) async throws -> MediaRecord {
         let final = work + "/final.mp4"
         let stamp = ISO8601DateFormatter().string(from: Date())
         let comment = "AI-generated by Avatar \(avatarVersion); avatar \(avatar.id); made \(stamp)"
@@ -270,10 +319,10 @@ func addVideoRoutes(_ api: RouterGroup<AppRequestContext>, alias: RouterGroup<Ap
     api.get("/avatars/:id/videos") { _, context -> JobList in
         let account = try context.requireAccount()
         let avatar = try services.owned(context)
-        return JobList(jobs: try database.jobs(accountId: account.id, avatarId: avatar.id).map { JobView($0) })
+        return JobList(jobs: try database.jobs(accountId: account.id, avatarId: avatar.id).map { jobs.view($0) })
     }
     api.get("/jobs/:job") { _, context -> JobView in
-        JobView(try ownedJob(context, database))
+        jobs.view(try ownedJob(context, database))
     }
     api.post("/jobs/:job/cancel") { _, context -> JobView in
         let account = try context.requireAccount()
@@ -326,8 +375,10 @@ func startVideo(_ input: VideoJobInput, avatar: OwnedAvatar, account: String, se
         throw AvatarValidation.invalid("emotion", "must be one of \(Emotion.Label.acceptedNames.joined(separator: ", "))", fix: "send one of those")
     }
     guard (0...1).contains(input.intensity ?? 0.7) else { throw AvatarValidation.invalid("intensity", "must be from 0 to 1", fix: "send e.g. 0.7") }
-    guard (input.engine ?? "builtin") == "builtin" else {
-        throw AvatarValidation.invalid("engine", "only \"builtin\" runs over the API in this release (SadTalker: `avatar generate --engine sadtalker`)", fix: "send \"builtin\" or leave it out")
+    switch input.engine ?? "builtin" {
+    case "builtin": break
+    case "sadtalker": try SadTalkerSetup.checkConfigured(services.runtime.settings)
+    default: throw AvatarValidation.invalid("engine", "must be \"builtin\" or \"sadtalker\"", fix: "send \"builtin\" (or leave it out), or \"sadtalker\" where SadTalker is set up")
     }
     guard let stateJSON = avatar.photo, let state = try? APIJSON.decoder.decode(PhotoState.self, from: Data(stateJSON.utf8)) else {
         throw Problem(.conflict, "no-photo", "No photo yet", detail: "the avatar has no photo to animate", fix: "upload one: PUT /api/v1/avatars/\(avatar.id)/photo")
@@ -358,4 +409,35 @@ func startVideo(_ input: VideoJobInput, avatar: OwnedAvatar, account: String, se
     let job = JobRecord(accountId: account, avatarId: avatar.id, kind: "video", input: inputJSON, cacheKey: key)
     try database.insert(job)
     return EditedResponse(status: .accepted, headers: [.location: "/api/v1/jobs/\(job.id)"], response: JobView(job))
+}
+
+/// SadTalker for video jobs: the same user-installed checkout and job script as `avatar generate --engine sadtalker`.
+enum SadTalkerSetup {
+    /// 503 with what to configure when `AVATAR_SADTALKER_DIR` is unset or is not a folder.
+    static func checkConfigured(_ settings: AvatarSettings) throws {
+        let fix = "set AVATAR_SADTALKER_DIR to your SadTalker checkout (and AVATAR_SADTALKER_CHECKPOINTS, AVATAR_SADTALKER_PYTHON: its torch + CUDA Python), restart `avatar serve`; or leave engine out for the built-in renderer"
+        guard let directory = settings.sadTalkerDir else {
+            throw Problem(.serviceUnavailable, "sadtalker-not-configured", "SadTalker is not set up",
+                          detail: "engine \"sadtalker\" needs a SadTalker you installed (GPU); AVATAR_SADTALKER_DIR is not set", fix: fix)
+        }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw Problem(.serviceUnavailable, "sadtalker-not-configured", "SadTalker is not set up",
+                          detail: "AVATAR_SADTALKER_DIR is \(directory), which is not a folder", fix: fix)
+        }
+    }
+
+    /// The adapter: `AVATAR_SADTALKER_PYTHON engine/avatar_engine/sadtalker_job.py JOB.json`, one process per job.
+    static func adapter(_ settings: AvatarSettings) async throws -> SadTalkerAdapter {
+        guard let checkout = settings.sadTalkerDir else { throw SadTalkerError.notInstalled("AVATAR_SADTALKER_DIR is not set") }
+        var script = FileManager.default.currentDirectoryPath + "/engine/avatar_engine/sadtalker_job.py"
+        if !FileManager.default.fileExists(atPath: script) {
+            // Not run from a checkout: the engine code the venv links.
+            let locate = await ChildProcess.output(of: [settings.pythonPath, "-c", "import avatar_engine, os; print(os.path.dirname(avatar_engine.__file__))"])
+            let directory = locate.text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard locate.succeeded, !directory.isEmpty else { throw SadTalkerError.notInstalled("the engine code is not found; run `avatar setup`") }
+            script = directory + "/sadtalker_job.py"
+        }
+        return SadTalkerAdapter(command: [settings.sadTalkerPython, script], checkout: checkout, checkpoints: settings.sadTalkerCheckpoints)
+    }
 }

@@ -55,25 +55,37 @@ struct VoiceState: ResponseEncodable {
 }
 
 enum AudioIntake {
-    /// Duration of an ffmpeg-readable audio file, or why it is not one.
-    static func probe(_ path: String) async throws -> Double {
+    /// Duration of an ffmpeg-readable audio file (nil when the container does not say: a streamed WebM from a
+    /// browser's MediaRecorder has no duration in its header), or why it is not audio at all.
+    static func probe(_ path: String) async throws -> Double? {
         let result = await ChildProcess.output(of: ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "format=duration:stream=codec_type", "-of", "default=nw=1", path])
         let text = String(decoding: result.output, as: UTF8.self)
-        guard result.status == 0, text.contains("codec_type=audio"),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("duration=") }),
-              let seconds = Double(line.dropFirst("duration=".count)), seconds > 0 else {
+        guard result.status == 0, text.contains("codec_type=audio") else {
             if result.status == 127 { throw MediaError.storage("ffprobe is not installed (run `avatar setup`)") }
-            throw MediaError.unreadable("no audio stream could be read (\(result.lastErrorLine ?? "ffprobe found no audio")); send a recording ffmpeg reads, e.g. WAV, MP3, OGG, FLAC, M4A")
+            throw MediaError.unreadable("no audio stream could be read (\(result.lastErrorLine ?? "ffprobe found no audio")); send a recording ffmpeg reads, e.g. WAV, MP3, OGG, FLAC, M4A, WebM")
         }
+        // `duration=N/A` (a MediaRecorder WebM, an Ogg stream without a last page): the length is measured by decoding.
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("duration=") }),
+              let seconds = Double(line.dropFirst("duration=".count)), seconds > 0 else { return nil }
         return seconds
     }
 
-    /// ffmpeg → 16 kHz mono 16-bit WAV (on its own thread).
-    static func toWAV(_ path: String, output: String) async throws {
-        let result = await ChildProcess.output(of: ["ffmpeg", "-v", "error", "-y", "-i", path, "-vn", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", "-f", "wav", output])
+    /// ffmpeg → 16 kHz mono 16-bit WAV (on its own thread). `maxSeconds` stops decoding just past it, so a file whose
+    /// length was unknown cannot decode for hours; returns the seconds of audio written.
+    @discardableResult
+    static func toWAV(_ path: String, output: String, maxSeconds: Double? = nil) async throws -> Double {
+        var arguments = ["ffmpeg", "-v", "error", "-y", "-i", path, "-vn", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le"]
+        if let maxSeconds { arguments += ["-t", String(format: "%.3f", maxSeconds + 1)] }
+        let result = await ChildProcess.output(of: arguments + ["-f", "wav", output])
         guard result.status == 0 else {
             throw MediaError.unreadable("ffmpeg could not convert the audio (\(result.lastErrorLine ?? "?")); export it again as WAV or MP3")
         }
+        let bytes = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
+        let seconds = Double(max(0, bytes - 44)) / 32000
+        guard seconds > 0.05 else {
+            throw MediaError.unreadable("the audio decodes to no sound (\(bytes) bytes of WAV); record again and check the microphone")
+        }
+        return seconds
     }
 }
 
@@ -105,15 +117,18 @@ func addVoiceRoutes(_ api: RouterGroup<AppRequestContext>, alias: RouterGroup<Ap
         let (file, originalName) = try await receiveUpload(request, services: services, limit: limit, headBytes: 64)
         var committed = false
         defer { if !committed { try? FileManager.default.removeItem(atPath: file.tempPath) } }
-        let seconds = try await AudioIntake.probe(file.tempPath)
-        guard seconds <= services.limits.audioSeconds else { throw MediaError.tooLong(seconds: seconds, limit: services.limits.audioSeconds) }
+        let probed = try await AudioIntake.probe(file.tempPath)
+        if let probed, probed > services.limits.audioSeconds { throw MediaError.tooLong(seconds: probed, limit: services.limits.audioSeconds) }
+        let wavTemp = services.media.tempDirectory + "/voice-\(UUID().uuidString.lowercased()).wav"
+        defer { try? FileManager.default.removeItem(atPath: wavTemp) }
+        let decoded = try await AudioIntake.toWAV(file.tempPath, output: wavTemp, maxSeconds: services.limits.audioSeconds)
+        // Without a duration in the container (a browser's MediaRecorder WebM), the decoded length is the check.
+        guard decoded <= services.limits.audioSeconds + 0.5 else { throw MediaError.tooLong(seconds: .infinity, limit: services.limits.audioSeconds) }
+        let seconds = probed ?? decoded
         guard let host = runtime.engineHost else {
             throw Problem(.serviceUnavailable, "engines-disabled", "Engines disabled", detail: "the voice engines are off (AVATAR_ENGINES_ENABLED=false)",
                           fix: "start the server with engines enabled")
         }
-        let wavTemp = services.media.tempDirectory + "/voice-\(UUID().uuidString.lowercased()).wav"
-        defer { try? FileManager.default.removeItem(atPath: wavTemp) }
-        try await AudioIntake.toWAV(file.tempPath, output: wavTemp)
         let cloner = VoiceCloner(host: host, store: runtime.database, dataDir: runtime.settings.dataDir)
         let checkDir = services.media.tempDirectory + "/voice-check-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: checkDir) }

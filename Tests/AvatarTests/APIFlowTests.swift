@@ -1,7 +1,8 @@
 import AvatarCore
+import AvatarEngines
 import Crypto
 import AvatarMedia
-import AvatarServer
+@testable import AvatarServer
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -38,10 +39,16 @@ struct APIFlowTests {
             #expect(preview.status == 200)
             let header = try #require(try ImageHeader.parse(Array(Data(buffer: preview.body)), format: .jpeg))
             #expect(header.width == 512 && header.height == 512)
-            let original = try await client.call(.get, "/api/v1/avatars/\(id)/photo", token: harness.owner, headers: [.range: "bytes=0-7"])
+            // Stored compactly: the 512² PNG becomes a smaller JPEG at full size (no rotation, no scaling needed).
+            let stored = try #require(photo.json["stored"] as? [String: Any])
+            let storedBytes = try #require(stored["bytes"] as? Int)
+            print("astronaut.png stored: \(astronaut.count) bytes uploaded → \(storedBytes) bytes \(stored["format"] ?? "?") \(stored["width"] ?? "?")×\(stored["height"] ?? "?")")
+            #expect(stored["format"] as? String == "jpeg" && stored["reencoded"] as? Bool == true && stored["width"] as? Int == 512 && stored["scale"] as? Double == 1)
+            #expect(storedBytes < astronaut.count / 3, "\(storedBytes) of \(astronaut.count)")
+            let original = try await client.call(.get, "/api/v1/avatars/\(id)/photo", token: harness.owner, headers: [.range: "bytes=0-2"])
             #expect(original.status == 206)
-            #expect(Array(Data(buffer: original.body)) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
-            #expect(original.headers[.contentRange] == "bytes 0-7/\(astronaut.count)")
+            #expect(Array(Data(buffer: original.body)) == [0xFF, 0xD8, 0xFF])
+            #expect(original.headers[.contentRange] == "bytes 0-2/\(storedBytes)")
             #expect(try await client.call(.get, "/api/v1/avatars/\(id)/photo/preview", token: harness.other).status == 404)
             let shown = try await client.call(.get, "/api/v1/avatars/\(id)", token: harness.owner)
             #expect((shown.json["photo"] as? [String: Any])?["previewUrl"] as? String == "/api/v1/avatars/\(id)/photo/preview")
@@ -85,12 +92,29 @@ struct APIFlowTests {
                 #expect(["accepted", "converted"].contains((sample.json["sample"] as? [String: Any])?["verdict"] as? String ?? ""), "\(sample.text)")
                 voice = sample
             }
+            // A browser's recording: WebM/Opus as MediaRecorder writes it (streamed: no duration in the header).
+            let webm = temporaryDirectory("avatar-voice") + "/recording.webm"
+            let encoded = await ChildProcess.output(of: ["ffmpeg", "-v", "error", "-i", TestData.librivox + "/sense_and_sensibility_01_austen_64kb-0880.wav",
+                                                         "-c:a", "libopus", "-live", "1", "-f", "webm", "pipe:1"])
+            #expect(encoded.status == 0)
+            try encoded.output.write(to: URL(fileURLWithPath: webm))
+            let recorded = try await client.call(.post, "/api/v1/avatars/\(id)/voice/samples?filename=recording.webm", token: harness.owner,
+                                                 body: ByteBuffer(data: encoded.output))
+            #expect(recorded.status == 201, "\(recorded.text)")
+            let recordedSample = try #require(recorded.json["sample"] as? [String: Any])
+            #expect(["accepted", "converted"].contains(recordedSample["verdict"] as? String ?? ""), "\(recorded.text)")
+            #expect(recordedSample["sampleRate"] as? Int == 16000)
+            let wavSeconds = Double(String(decoding: await ChildProcess.output(of: ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
+                                                                                    TestData.librivox + "/sense_and_sensibility_01_austen_64kb-0880.wav"]).output, as: UTF8.self)
+                .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+            #expect(abs((recordedSample["seconds"] as? Double ?? 0) - wavSeconds) < 0.1, "\(recordedSample) vs \(wavSeconds) s")
+            voice = recorded
             let profile = try #require(voice?.json["profile"] as? [String: Any], "\(voice?.text ?? "")")
             #expect((profile["label"] as? String ?? "").contains("approximate voice match"))
-            #expect(profile["sampleCount"] as? Int == 2)
+            #expect(profile["sampleCount"] as? Int == 3)
             #expect((0...1).contains(profile["matchSimilarity"] as? Double ?? -1))
             let voiceState = try await client.call(.get, "/api/v1/avatars/\(id)/voice", token: harness.owner)
-            #expect((voiceState.json["samples"] as? [Any])?.count == 2)
+            #expect((voiceState.json["samples"] as? [Any])?.count == 3)
 
             // A video job: queued, rendered by the worker, downloadable with Range, tagged as AI-generated.
             let started = try await client.call(.post, "/api/v1/avatars/\(id)/videos", token: harness.owner, json: ["text": "Hello! I like the stars.", "emotion": "happy"])
@@ -124,14 +148,27 @@ struct APIFlowTests {
             let again = try await client.call(.post, "/api/v1/avatars/\(id)/videos", token: harness.owner, json: ["text": "Hello! I like the stars.", "emotion": "happy"])
             #expect(again.status == 200)
             #expect(again.json["cached"] as? Bool == true && again.json["state"] as? String == "succeeded")
-            // Cancel: a long job, cancelled while queued or rendering, stays cancelled and has no video.
+            // Cancel: a long job, cancelled while it renders, stops within a fraction of a second (the worker says
+            // when on the job), stays cancelled and has no video.
             let long = String(repeating: "We sail across the quiet sea under a sky full of stars. ", count: 12)
             let doomed = try await client.call(.post, "/api/v1/avatars/\(id)/videos", token: harness.owner, json: ["text": long])
             let doomedId = try #require(doomed.json["id"] as? String)
-            try await Task.sleep(for: .milliseconds(1500))
+            var doomedJob = doomed.json
+            let rendering = ContinuousClock.now + .seconds(120)
+            repeat {
+                try await Task.sleep(for: .milliseconds(100))
+                doomedJob = try await client.call(.get, "/api/v1/jobs/\(doomedId)", token: harness.owner).json
+            } while !(doomedJob["state"] as? String == "running" && (doomedJob["progress"] as? Double ?? 0) > 0) && ContinuousClock.now < rendering
             let cancelled = try await client.call(.post, "/api/v1/jobs/\(doomedId)/cancel", token: harness.owner)
+            let asked = ContinuousClock.now
             #expect(cancelled.json["state"] as? String == "cancelled", "\(cancelled.text)")
-            try await Task.sleep(for: .seconds(3))
+            repeat {
+                try await Task.sleep(for: .milliseconds(50))
+                doomedJob = try await client.call(.get, "/api/v1/jobs/\(doomedId)", token: harness.owner).json
+            } while !(doomedJob["error"] as? String ?? "").contains("stopped") && ContinuousClock.now - asked < .seconds(60)
+            print("video job cancelled at \(cancelled.json["progress"] ?? "?"): \(doomedJob["error"] ?? "?"), seen by the client \(ContinuousClock.now - asked) after")
+            #expect(ContinuousClock.now - asked < .seconds(2), "\(doomedJob)")
+            try await Task.sleep(for: .seconds(1))
             #expect(try await client.call(.get, "/api/v1/jobs/\(doomedId)", token: harness.owner).json["state"] as? String == "cancelled")
             #expect(try await client.call(.get, "/api/v1/jobs/\(doomedId)/video", token: harness.owner).status == 409)
             // The seed's alias path reaches the same avatar.
@@ -175,6 +212,42 @@ struct APIFlowTests {
                                              headers: [.contentType: "multipart/form-data; boundary=b0undary"])
             #expect(seed.status == 201, "\(seed.text)")
             #expect(seed.json["sha256"] as? String == SHA256Hex.of(astronaut))
+        }
+    }
+
+    @Test("A big photo is stored as a smaller JPEG, scaled to 2048 px, with the landmarks scaled; the rig is rebuilt from it")
+    func bigPhotoCompaction() async throws {
+        let runtime = try await EngineFixture.shared.runtime()
+        let harness = try await APIHarness.make(runtime: runtime)
+        let app = try buildApplication(runtime: runtime, superviseEngines: false)
+        // The astronaut at 4096×4096 as PNG (what a camera's full-size export or a screenshot weighs).
+        let directory = temporaryDirectory("avatar-big-photo")
+        try TestData.skimage("astronaut.png", settings: runtime.settings).write(to: URL(fileURLWithPath: directory + "/a.png"))
+        #expect(await ChildProcess.output(of: ["ffmpeg", "-v", "error", "-i", directory + "/a.png", "-vf", "scale=4096:4096:flags=lanczos", directory + "/big.png"]).status == 0)
+        let big = try Data(contentsOf: URL(fileURLWithPath: directory + "/big.png"))
+        try await app.test(.router) { client in
+            let created = try await client.call(.post, "/api/v1/avatars", token: harness.owner, json: ["name": "Big", "age": 40, "consent": testConsent])
+            let id = try #require(created.json["id"] as? String)
+            let photo = try await client.call(.put, "/api/v1/avatars/\(id)/photo", token: harness.owner, body: ByteBuffer(data: big))
+            #expect(photo.status == 201, "\(photo.text)")
+            let stored = try #require(photo.json["stored"] as? [String: Any])
+            let storedBytes = try #require(stored["bytes"] as? Int)
+            print("4096² PNG stored: \(big.count) bytes uploaded → \(storedBytes) bytes \(stored["format"] ?? "?") \(stored["width"] ?? "?")×\(stored["height"] ?? "?")")
+            #expect(photo.json["width"] as? Int == 4096)
+            #expect(stored["width"] as? Int == 2048 && stored["height"] as? Int == 2048 && stored["scale"] as? Double == 0.5)
+            #expect(storedBytes * 10 < big.count)
+            let served = try await client.call(.get, "/api/v1/avatars/\(id)/photo", token: harness.owner)
+            let header = try #require(try ImageHeader.parse(Array(Data(buffer: served.body)), format: .jpeg))
+            #expect(header.width == 2048 && header.height == 2048 && served.body.readableBytes == storedBytes)
+            // The stored landmarks are in the stored photo's pixels: the rig built from them has the face where the upload had it.
+            let services = try APIServices(runtime: runtime)
+            let avatar = try #require(try runtime.database.avatar(id: id, accountId: try runtime.database.ensureOwner().account.id))
+            let rig = try #require(try await AvatarFace.rig(of: avatar, accountId: avatar.accountId ?? "", services: services))
+            #expect(rig.image.width == 512)
+            let landmarks = try #require(try runtime.database.media(avatarId: id, kind: "landmarks").first)
+            let face = try JSONDecoder().decode(FaceLandmarks.self, from: try Data(contentsOf: URL(fileURLWithPath: services.media.absolute(landmarks.path))))
+            let box = try #require(photo.json["faceBox"] as? [String: Double])
+            #expect(face.width == 2048 && abs(face.faceBox.x - box["x"]! / 2) < 1 && abs(face.faceBox.width - box["width"]! / 2) < 1, "\(face.faceBox) vs \(box)")
         }
     }
 }

@@ -135,7 +135,9 @@ struct ServeCrashTests {
             if photo.0 == 503 { try await Task.sleep(for: .seconds(1)) }
         } while photo.0 == 503 && ContinuousClock.now < ready
         #expect(photo.0 == 201, "\(photo.1)")
-        let photoSHA = try #require(json(photo.1)["sha256"] as? String)
+        // The stored photo (a compact JPEG of the astronaut) under its own hash.
+        let storedPhoto = try #require(json(photo.1)["stored"] as? [String: Any])
+        let photoSHA = try #require(storedPhoto["sha256"] as? String)
         let text = String(repeating: "The stars are bright tonight and the sea is calm. ", count: 8)
         let (status, started) = try await first.post("/api/v1/avatars/\(id)/videos", token: owner, json: #"{"text":"\#(text)"}"#)
         #expect(status == 202, "\(started)")
@@ -166,8 +168,8 @@ struct ServeCrashTests {
         #expect(photoStatus == 200)
         let shown = json(try await second.get("/api/v1/avatars/\(id)", token: owner).1)
         #expect((shown["photo"] as? [String: Any]) != nil)
-        let stored = try Data(contentsOf: URL(fileURLWithPath: dataDir + "/media/" + (try #require(try? FileManager.default.contentsOfDirectory(atPath: dataDir + "/media").first { $0 != "tmp" })) + "/\(photoSHA).png"))
-        #expect(stored == astronaut)
+        let stored = try Data(contentsOf: URL(fileURLWithPath: dataDir + "/media/" + (try #require(try? FileManager.default.contentsOfDirectory(atPath: dataDir + "/media").first { $0 != "tmp" })) + "/\(photoSHA).jpg"))
+        #expect(SHA256Hex.of(stored) == photoSHA && stored.count == storedPhoto["bytes"] as? Int)
         try await second.stop()
         let check = await ChildProcess.output(of: ["python3", "-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('PRAGMA integrity_check').fetchone()[0])", dataDir + "/avatar.sqlite"])
         #expect(String(decoding: check.output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) == "ok")
