@@ -40,6 +40,7 @@ public struct Provisioner: Sendable {
             ("Python packages", installPythonPackages),
             ("Engine code", linkEngineCode),
             ("Models", provisionModels),
+            ("Embedded model check", checkEmbeddedModel),
         ]
         for (index, step) in steps.enumerated() {
             print("[\(index + 1)/\(steps.count)] \(step.0)…")
@@ -118,7 +119,8 @@ public struct Provisioner: Sendable {
         }
         print("      pip install -r \(requirements) (the first run builds llama-cpp-python from source: ~15 min on 2 cores; later runs reuse pip's wheel cache)")
         let pip = [settings.pythonPath, "-m", "pip", "install", "--progress-bar", "off", "--require-virtualenv"]
-        let env = ["CMAKE_BUILD_PARALLEL_LEVEL": String(ProcessInfo.processInfo.activeProcessorCount), "PIP_DISABLE_PIP_VERSION_CHECK": "1"]
+        let env = ["CMAKE_BUILD_PARALLEL_LEVEL": String(ProcessInfo.processInfo.activeProcessorCount), "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+                   "CMAKE_ARGS": Self.portableLlamaFlags]
         let options = ChildProcess.Options(environment: env)
         var status = await ChildProcess.lines(pip + ["-r", requirements], options: options, line: progress)
         if status == 0, !extra.isEmpty {
@@ -175,6 +177,51 @@ public struct Provisioner: Sendable {
             throw SetupError(step: "Models", reason: failures.isEmpty ? "provisioning exited with status \(status)" : failures.joined(separator: "; "), fix: "reinstall the named model package (delete \(settings.venvDir)/.avatar-requirements and run `avatar setup`)")
         }
         return summary.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+    }
+
+    /// llama.cpp's build flags for llama-cpp-python: portable x86-64 kernels (AVX2/FMA/F16C), not `-march=native`.
+    /// A native build on a CPU with AMX/AVX-512 (this project's CI machines, 2026-12) crashed with SIGSEGV in
+    /// `llama_decode` on every prompt longer than one token — the embedded model died on its first chat request.
+    static let portableLlamaFlags = "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+
+    /// The embedded model must decode a real prompt (a batch of tokens), in a process of its own: a llama-cpp-python
+    /// built earlier with native kernels (pip's wheel cache, an older venv) can crash there. A crash rebuilds it with
+    /// portable flags (~15 min on 2 cores) and checks again.
+    func checkEmbeddedModel() async throws -> String {
+        let model = settings.llmModelPath
+        guard FileManager.default.fileExists(atPath: model) else { return "skipped: \(model) is missing" }
+        let script = """
+        import llama_cpp
+        m = llama_cpp.Llama(model_path=\(Self.pythonString(model)), n_threads=1, n_ctx=512, verbose=False)
+        out = m.create_chat_completion(messages=[{"role": "user", "content": "Hello! Tell me one short fact about the sea."}], max_tokens=8)
+        print("decoded", out["usage"]["completion_tokens"])
+        """
+        var check = await ChildProcess.capture([settings.pythonPath, "-c", script])
+        if check.succeeded, check.text.contains("decoded") { return "the embedded model answers" }
+        print("      llama-cpp-python failed on a prompt (\(check.text.split(separator: "\n").last.map(String.init) ?? "no output")); rebuilding it with portable kernels (~15 min on 2 cores)…")
+        let rebuild = [settings.pythonPath, "-m", "pip", "install", "--progress-bar", "off", "--require-virtualenv", "--force-reinstall", "--no-deps",
+                       "--no-cache-dir", "--no-binary", "llama-cpp-python", "llama-cpp-python[server]==\(Self.llamaVersion(engineSource))"]
+        let options = ChildProcess.Options(environment: ["CMAKE_ARGS": Self.portableLlamaFlags, "CMAKE_BUILD_PARALLEL_LEVEL": String(ProcessInfo.processInfo.activeProcessorCount)])
+        let status = await ChildProcess.lines(rebuild, options: options, line: progress)
+        check = await ChildProcess.capture([settings.pythonPath, "-c", script])
+        guard status == 0, check.succeeded, check.text.contains("decoded") else {
+            throw SetupError(step: "Embedded model check", reason: "llama-cpp-python cannot decode a prompt on this CPU (\(check.text.suffix(300)))",
+                             fix: "set AVATAR_LLM_EMBEDDED=false and point AVATAR_LLM_URL at Ollama or another OpenAI-compatible server")
+        }
+        return "rebuilt with portable kernels; the embedded model answers"
+    }
+
+    /// The pinned llama-cpp-python version from engine/requirements.txt.
+    static func llamaVersion(_ engineSource: String) -> String {
+        let text = (try? String(contentsOfFile: engineSource + "/requirements.txt", encoding: .utf8)) ?? ""
+        for line in text.split(separator: "\n") where line.hasPrefix("llama-cpp-python") {
+            if let range = line.range(of: "==") { return String(line[range.upperBound...]).trimmingCharacters(in: .whitespaces) }
+        }
+        return "0.3.36"
+    }
+
+    static func pythonString(_ text: String) -> String {
+        "'" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
     }
 
     // MARK: Helpers

@@ -243,40 +243,39 @@ struct APIMediaTests {
     }
 }
 
-/// A real redis-server on a port of its own, started and killed by the test.
+/// A real redis-server on a port of its own, started (through the one launcher) and killed by the test.
 final class TestRedis: @unchecked Sendable {
     let port: Int
-    private var process: Process?
+    private let state = Locked<(run: Task<ChildProcess.Termination, any Error>?, pid: Int32?)>((nil, nil))
 
     init(port: Int) { self.port = port }
 
     func start() async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try #require(ExecutableLookup.find("redis-server"), "redis-server: run `avatar setup`"))
-        process.arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        self.process = process
+        let executable = try #require(ExecutableLookup.find("redis-server"), "redis-server: run `avatar setup`")
+        let arguments = [executable, "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        let log = NSTemporaryDirectory() + "avatar-test-redis-\(port).log"
+        let run = Task { [state] in
+            try await ChildProcess.runLogged(arguments, logFile: log) { pid in state.withLock { $0.pid = pid } }
+        }
+        state.withLock { $0 = (run, nil) }
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
             if (try? await RedisClient(host: "127.0.0.1", port: port).ping()) == true { return }
             try await Task.sleep(for: .milliseconds(50))
         }
-        process.terminate()
-        throw TestFailure("redis-server did not answer on port \(port)")
+        run.cancel()
+        throw TestFailure("redis-server did not answer on port \(port); see \(log)")
     }
 
     /// SIGKILL, as a crash or the OOM killer; true when it died of it.
     func kill9() async -> Bool {
-        guard let process, process.isRunning else { return false }
-        kill(process.processIdentifier, SIGKILL)
-        // Polled, not waitUntilExit: no blocking wait on the concurrency pool.
-        while process.isRunning { try? await Task.sleep(for: .milliseconds(20)) }
-        return process.terminationReason == .uncaughtSignal
+        let (run, pid) = state.withLock { $0 }
+        guard let run, let pid else { return false }
+        kill(pid, SIGKILL)
+        return (try? await run.value) == .signaled(SIGKILL)
     }
 
     func stop() {
-        guard let process, process.isRunning else { return }
-        process.terminate()
+        state.withLock { $0.run?.cancel() }
     }
 }
