@@ -70,7 +70,8 @@ struct APIFlowTests {
                                                  json: ["message": "Tell me about your favourite planet.", "stream": true])
             #expect(streamed.headers[.contentType] == "text/event-stream")
             let events = streamed.text.components(separatedBy: "\n\n").filter { !$0.isEmpty }
-            #expect(events.first?.hasPrefix("event: segment") == true, "\(streamed.text.prefix(300))")
+            #expect(events.first?.hasPrefix("event: emotion") == true, "\(streamed.text.prefix(300))")
+            #expect(events.dropFirst().first?.hasPrefix("event: segment") == true, "\(streamed.text.prefix(300))")
             let done = try #require(events.last)
             #expect(done.hasPrefix("event: done\ndata: "))
             let doneJSON = try JSONSerialization.jsonObject(with: Data(done.dropFirst("event: done\ndata: ".count).utf8)) as? [String: Any]
