@@ -251,7 +251,7 @@ struct SpeechCommandTests {
         let denoised = try await AvatarProcess.run(["transcribe", directory + "/say.wav", "--language", "en", "--denoise"])
         #expect(denoised.stdout.contains("[noise profile:"), "\(denoised.stdout)")
 
-        let badEmotion = try await AvatarProcess.run(["speak", "hi", "-o", directory + "/x.wav", "--emotion", "angry"])
+        let badEmotion = try await AvatarProcess.run(["speak", "hi", "-o", directory + "/x.wav", "--emotion", "furious"])
         #expect(badEmotion.status == 2 && badEmotion.stderr.contains("--emotion"))
         let junk = directory + "/junk.wav"
         try Data("not audio at all".utf8).write(to: URL(fileURLWithPath: junk))

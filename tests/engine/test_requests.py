@@ -44,7 +44,7 @@ def test_speech_defaults_and_cleaning():
     ({"input": "Hi", "voice": "slt", "speed": 5}, "invalid_speed", "speed", "'speed' 5.0 is out of range"),
     ({"input": "Hi", "voice": "slt", "response_format": "aac"}, "unsupported_format", "response_format",
      "response_format 'aac' is not supported; use one of wav, pcm, mp3, opus, flac, verbose_json."),
-    ({"input": "Hi", "voice": "slt", "emotion": "angry"}, "unknown_emotion", "emotion", "Unknown emotion 'angry'"),
+    ({"input": "Hi", "voice": "slt", "emotion": "furious"}, "unknown_emotion", "emotion", "Unknown emotion 'furious'"),
     ({"input": "Hi", "voice": "slt", "intensity": "x"}, "invalid_intensity", "intensity", "'intensity' must be"),
     ({"input": "Hi", "voice": "slt", "intensity": 1.5}, "invalid_intensity", "intensity", "'intensity' 1.5 is out"),
 ])
