@@ -28,6 +28,24 @@ struct AvatarInput: Decodable {
     var backstory: String?
     var voice: String?
     var consent: Consent?
+    /// `"age": null` in an update: forget the age (absent keeps it).
+    var clearsAge = false
+
+    enum CodingKeys: String, CodingKey { case name, age, interests, manner, languages, childSafe, backstory, voice, consent }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decodeIfPresent(String.self, forKey: .name)
+        age = try c.decodeIfPresent(Int.self, forKey: .age)
+        clearsAge = try c.contains(.age) && c.decodeNil(forKey: .age)
+        interests = try c.decodeIfPresent([String].self, forKey: .interests)
+        manner = try c.decodeIfPresent(String.self, forKey: .manner)
+        languages = try c.decodeIfPresent([String].self, forKey: .languages)
+        childSafe = try c.decodeIfPresent(Bool.self, forKey: .childSafe)
+        backstory = try c.decodeIfPresent(String.self, forKey: .backstory)
+        voice = try c.decodeIfPresent(String.self, forKey: .voice)
+        consent = try c.decodeIfPresent(Consent.self, forKey: .consent)
+    }
 }
 
 /// The persona JSON stored with the avatar (the keys `Persona.decode` reads, plus nothing else).
@@ -187,6 +205,9 @@ enum AvatarValidation {
         if let age = input.age {
             guard (0...150).contains(age) else { throw invalid("age", "must be from 0 to 150", fix: "send the person's age in years") }
             persona.age = age
+        } else if input.clearsAge {
+            // An unknown age counts as a minor's: child-safe stays on (checked below).
+            persona.age = nil
         }
         if let interests = input.interests {
             guard interests.count <= 20, interests.allSatisfy({ (1...80).contains($0.count) }) else {

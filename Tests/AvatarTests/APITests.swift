@@ -79,6 +79,14 @@ struct APITests {
             #expect(updated.json["interests"] as? [String] == ["dinosaurs"])
             #expect(updated.json["manner"] as? String == "cheerful", "fields not sent are kept")
             #expect(updated.json["voice"] as? String == "slt")
+            // `"age": null` forgets the age (an unknown age keeps child-safe on); a body without "age" keeps it.
+            #expect(updated.json["age"] as? Int == 9)
+            let forgot = try await client.call(.patch, "/api/v1/avatars/\(id)", token: harness.owner, json: ["age": NSNull()])
+            #expect(forgot.status == 200)
+            #expect(forgot.json["age"] == nil || forgot.json["age"] is NSNull, "\(forgot.text)")
+            #expect(forgot.json["childSafe"] as? Bool == true)
+            let kept = try await client.call(.patch, "/api/v1/avatars/\(id)", token: harness.owner, json: ["age": 10])
+            #expect(try await client.call(.patch, "/api/v1/avatars/\(id)", token: harness.owner, json: ["manner": "calm"]).json["age"] as? Int == 10, "\(kept.text)")
 
             let unconfirmed = try await client.call(.delete, "/api/v1/avatars/\(id)", token: harness.owner)
             #expect(unconfirmed.status == 400)
