@@ -216,15 +216,17 @@ struct APIFlowTests {
         }
     }
 
-    @Test("A big photo is stored as a smaller JPEG, scaled to 2048 px, with the landmarks scaled; the rig is rebuilt from it")
+    @Test("A big photo (a 3072² PNG, 15.7 MB) is stored as a smaller JPEG, scaled to 2048 px, with the landmarks scaled; the rig is rebuilt from it")
     func bigPhotoCompaction() async throws {
         let runtime = try await EngineFixture.shared.runtime()
         let harness = try await APIHarness.make(runtime: runtime)
         let app = try buildApplication(runtime: runtime, superviseEngines: false)
-        // The astronaut at 4096×4096 as PNG (what a camera's full-size export or a screenshot weighs).
+        // The astronaut at 3072×3072 as PNG (what a screenshot weighs; a 4096² PNG of it is 24 MB, over the 20 MB limit).
+        let side = 3072
+        let scale = 2048.0 / Double(side)
         let directory = temporaryDirectory("avatar-big-photo")
         try TestData.skimage("astronaut.png", settings: runtime.settings).write(to: URL(fileURLWithPath: directory + "/a.png"))
-        #expect(await ChildProcess.output(of: ["ffmpeg", "-v", "error", "-i", directory + "/a.png", "-vf", "scale=4096:4096:flags=lanczos", directory + "/big.png"]).status == 0)
+        #expect(await ChildProcess.output(of: ["ffmpeg", "-v", "error", "-i", directory + "/a.png", "-vf", "scale=\(side):\(side):flags=lanczos", directory + "/big.png"]).status == 0)
         let big = try Data(contentsOf: URL(fileURLWithPath: directory + "/big.png"))
         try await app.test(.router) { client in
             let created = try await client.call(.post, "/api/v1/avatars", token: harness.owner, json: ["name": "Big", "age": 40, "consent": testConsent])
@@ -233,9 +235,9 @@ struct APIFlowTests {
             #expect(photo.status == 201, "\(photo.text)")
             let stored = try #require(photo.json["stored"] as? [String: Any])
             let storedBytes = try #require(stored["bytes"] as? Int)
-            print("4096² PNG stored: \(big.count) bytes uploaded → \(storedBytes) bytes \(stored["format"] ?? "?") \(stored["width"] ?? "?")×\(stored["height"] ?? "?")")
-            #expect(photo.json["width"] as? Int == 4096)
-            #expect(stored["width"] as? Int == 2048 && stored["height"] as? Int == 2048 && stored["scale"] as? Double == 0.5)
+            print("\(side)² PNG stored: \(big.count) bytes uploaded → \(storedBytes) bytes \(stored["format"] ?? "?") \(stored["width"] ?? "?")×\(stored["height"] ?? "?")")
+            #expect(photo.json["width"] as? Int == side)
+            #expect(stored["width"] as? Int == 2048 && stored["height"] as? Int == 2048 && abs((stored["scale"] as? Double ?? 0) - scale) < 0.001)
             #expect(storedBytes * 10 < big.count)
             let served = try await client.call(.get, "/api/v1/avatars/\(id)/photo", token: harness.owner)
             let header = try #require(try ImageHeader.parse(Array(Data(buffer: served.body)), format: .jpeg))
@@ -248,7 +250,7 @@ struct APIFlowTests {
             let landmarks = try #require(try runtime.database.media(avatarId: id, kind: "landmarks").first)
             let face = try JSONDecoder().decode(FaceLandmarks.self, from: try Data(contentsOf: URL(fileURLWithPath: services.media.absolute(landmarks.path))))
             let box = try #require(photo.json["faceBox"] as? [String: Double])
-            #expect(face.width == 2048 && abs(face.faceBox.x - box["x"]! / 2) < 1 && abs(face.faceBox.width - box["width"]! / 2) < 1, "\(face.faceBox) vs \(box)")
+            #expect(face.width == 2048 && abs(face.faceBox.x - box["x"]! * scale) < 1 && abs(face.faceBox.width - box["width"]! * scale) < 1, "\(face.faceBox) vs \(box)")
         }
     }
 }
