@@ -25,6 +25,31 @@ def spec_operations() -> set[tuple[str, str]]:
     return operations
 
 
+def test_spec_parses_without_duplicate_keys():
+    """Swagger UI's YAML parser refuses a mapping with a key twice (an unquoted comma in a flow mapping makes one);
+    PyYAML keeps the last silently, so the check is explicit."""
+    import yaml
+
+    duplicates = []
+
+    def mapping(loader, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                duplicates.append(f"line {key_node.start_mark.line + 1}: {key!r}")
+            seen.add(key)
+        return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    spec = yaml.load((REPO / "openapi.yaml").read_text(), Loader=Loader)
+    assert duplicates == [], duplicates
+    assert spec["openapi"].startswith("3.")
+
+
 def test_docs_lists_every_operation_offline(server):
     expected = spec_operations()
     assert len(expected) > 20, expected
