@@ -212,7 +212,8 @@ def test_wizard_keyboard_only(server, browser, tmp_path):
     # System test: engine states listed; Space on "Hear a greeting" → the avatar answers, with its latency.
     wait(d, 60).until(lambda d: css(d, "#test-connection").get_attribute("data-state") == "open")
     wait(d, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#engines li[data-state]")) >= 3)
-    states = {e.get_attribute("data-name"): e.get_attribute("data-state") for e in d.find_elements(By.CSS_SELECTOR, "#engines li")}
+    # One read of the whole list (a refresh may replace it between two WebDriver calls).
+    states = dict(d.execute_script("return Array.from(document.querySelectorAll('#engines li')).map(e => [e.dataset.name, e.dataset.state])"))
     assert states.get("asr") and states.get("tts") and states.get("landmarks"), states
     tab_until(d, by_id("test-greeting")).send_keys(Keys.SPACE)
     wait(d, 180).until(lambda d: css(d, "#test-latency").get_attribute("data-ms"))
@@ -570,7 +571,8 @@ def test_chat_engine_states_latency_stages_and_switcher(server, browser):
     summary = css(d, "#engines-details summary")
     summary.send_keys(Keys.ENTER)
     wait(d, 5).until(lambda d: css(d, "#engines").is_displayed())
-    states = {e.get_attribute("data-name"): e.get_attribute("data-state") for e in d.find_elements(By.CSS_SELECTOR, "#engines li")}
+    # One read of the whole list (a refresh may replace it between two WebDriver calls).
+    states = dict(d.execute_script("return Array.from(document.querySelectorAll('#engines li')).map(e => [e.dataset.name, e.dataset.state])"))
     assert states.get("engine-host") in ("ready", "degraded") and states.get("asr") and states.get("tts"), states
 
     css(d, "#message").send_keys("Hello Vega! What is your favourite star?")

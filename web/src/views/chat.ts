@@ -83,7 +83,8 @@ export function renderChat(root: HTMLElement, avatar: Avatar): ChatHandle {
   let typedTurn: number | null = null;
   let clientLatencyMs: number | null = null;
   let clientTurn: number | null = null;
-  const replies = new Map<number, { item: HTMLLIElement; text: HTMLElement; meta: HTMLElement }>();
+  type Entry = { item: HTMLLIElement; text: HTMLElement; meta: HTMLElement; latency: HTMLElement };
+  const replies = new Map<number, Entry>();
 
   const player = new Player(canvas, {
     onStarted(turn, playedMs) {
@@ -141,13 +142,16 @@ export function renderChat(root: HTMLElement, avatar: Avatar): ChatHandle {
     while (errors.children.length > 4) errors.firstElementChild?.remove();
   }
 
-  function addMessage(who: "person" | "avatar", text: string): { item: HTMLLIElement; text: HTMLElement; meta: HTMLElement } {
+  /** A history entry: `meta` is its time/emotion/model line, `latency` its own slot (rewriting one leaves the other). */
+  function addMessage(who: "person" | "avatar", text: string): Entry {
     const body = h("p", { class: "text" }, text);
-    const meta = h("span", { class: "meta" }, time());
-    const item = h("li", { class: `message ${who}` }, h("span", { class: "who" }, who === "person" ? "You" : avatar.name), body, meta);
+    const meta = h("span", { class: "meta-text" }, time());
+    const latencySlot = h("span", { class: "meta-latency" });
+    const item = h("li", { class: `message ${who}` }, h("span", { class: "who" }, who === "person" ? "You" : avatar.name), body,
+      h("span", { class: "meta" }, meta, latencySlot));
     history.append(item);
     item.scrollIntoView({ block: "end", behavior: matchMedia("(prefers-reduced-motion: reduce)").matches ? "auto" : "smooth" });
-    return { item, text: body, meta };
+    return { item, text: body, meta, latency: latencySlot };
   }
 
   function replyFor(turn: number) {
@@ -173,7 +177,7 @@ export function renderChat(root: HTMLElement, avatar: Avatar): ChatHandle {
     const perTurn = latencyChip(timings, client);
     if (reply && perTurn) {
       reply.item.dataset.latencyMs = ms;
-      reply.meta.append(" · ", perTurn);
+      reply.latency.replaceChildren(" · ", perTurn);
     }
   }
 

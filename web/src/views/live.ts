@@ -50,6 +50,7 @@ export class EnginePanel {
   readonly element: HTMLElement;
   private timer: number | undefined;
   private disposed = false;
+  private shown = "";
 
   constructor(id: string, everyMs = 15_000) {
     this.list = h("ul", { id, class: "engines", "aria-label": "Engine states" });
@@ -64,13 +65,16 @@ export class EnginePanel {
       const report = await api.readiness();
       if (this.disposed) return;
       const rows = engineRows(report.components);
-      this.list.replaceChildren(...rows.map((row) => {
+      // Unchanged states leave the list alone: no re-announcement, no focus or hover lost every refresh.
+      const signature = JSON.stringify(rows);
+      if (signature !== this.shown) this.list.replaceChildren(...rows.map((row) => {
         const words = STATE_WORDS[row.state] ?? row.state;
         const fix = fixFor(row.state, row.name);
         return h("li", { class: `engine ${row.state}`, "data-name": row.name, "data-state": row.state },
           h("span", { class: "engine-name" }, NAMES[row.name] ?? row.name), ": ",
           h("strong", {}, words), row.reason ? ` — ${row.reason}` : "", fix ? h("span", { class: "fix" }, ` ${fix}`) : null);
       }));
+      this.shown = signature;
       const waiting = rows.filter((row) => !["ready", "loaded", "ok", "degraded", "disabled"].includes(row.state));
       this.summary.dataset.status = report.status;
       const ready = rows.filter((row) => ["ready", "loaded", "ok"].includes(row.state)).length;
