@@ -88,6 +88,8 @@ public actor StreamingSpeechRecognizer: SpeechRecognizer {
     private var background: [Float] = []
     /// Silero probability under which a frame is background (stricter than `speechThreshold`).
     private static let backgroundThreshold = 0.3
+    /// Silero frames of already-judged audio sent before each hop's new audio.
+    static let vadContextFrames = 32
     /// The transcription stage: the last queued Whisper job; each job waits for the one before it.
     private var jobs: Task<Void, Never>?
     /// A partial is being transcribed (another one is not queued behind it: it would be stale).
@@ -168,10 +170,12 @@ public actor StreamingSpeechRecognizer: SpeechRecognizer {
     /// One VAD check of the audio up to `end` (an index in `pending`), then partial/final as due.
     private func step(from previous: Int, upTo end: Int) async throws {
         let window = Int((1.0 + options.endOfUtteranceSilence) * Self.rate)
-        // The new audio with 16 Silero frames (0.512 s) before it as context; earlier frames were judged already
+        // The new audio with 32 Silero frames (1.024 s) before it as context; earlier frames were judged already
         // (`lastSpeechEnd` keeps the latest speech frame), so a hop costs the same however long the utterance.
         // Whole frames keep Silero's frame grid on the hop grid: speech is seen at most one hop after it.
-        let start = max(0, previous - 16 * 512)
+        // Silero's state starts afresh every call: with 16 frames of context its judgement in noise was worse
+        // (5 dB SNR, streamed: WER 18.3 % off / 20.8 % with noise reduction; 32 frames: 16.1 % / 15.8 %).
+        let start = max(0, previous - Self.vadContextFrames * 512)
         let activity = try await detector.voiceActivity(audio: PCM.wav(pending[start..<end]), filename: "audio.wav")
         let frame = Int((activity.frameSeconds * Self.rate).rounded())
         let speech = activity.probabilities.indices.filter { activity.probabilities[$0] >= options.speechThreshold }
