@@ -60,8 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(args.models_dir, cpu_threads=max(1, args.threads), beam_size=max(1, args.beam_size),
                      asr_short_window=args.asr_window == "short",
                      max_upload=int(args.max_upload_mb * 1024 * 1024))
+    # Keep-alive longer than the Swift client's pool keeps an idle connection (AsyncHTTPClient: 60 s). With
+    # uvicorn's 5 s the server closed connections the client still meant to reuse, and a request written at
+    # that moment failed with "I/O on closed channel".
     uvicorn.run(app, host=args.host, port=args.port, workers=1, log_config=None,
-                log_level=args.log_level.lower(), access_log=False, server_header=False)
+                log_level=args.log_level.lower(), access_log=False, server_header=False,
+                timeout_keep_alive=75)
     return 0
 
 
