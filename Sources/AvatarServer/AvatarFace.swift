@@ -20,7 +20,7 @@ enum AvatarFace {
         guard let stateJSON = avatar.photo, let state = try? APIJSON.decoder.decode(PhotoState.self, from: Data(stateJSON.utf8)),
               let photo = try database.media(id: state.mediaId, accountId: accountId),
               let landmarksRecord = try database.media(id: state.landmarksMediaId, accountId: accountId),
-              let landmarksData = FileManager.default.contents(atPath: services.media.absolute(landmarksRecord.path)) else {
+              let landmarksData = try? await FileRead.data(services.media.absolute(landmarksRecord.path), limit: 16 * 1024 * 1024) else {
             return nil
         }
         let face = try JSONDecoder().decode(FaceLandmarks.self, from: landmarksData)

@@ -249,7 +249,7 @@ func addPhotoRoutes(_ api: RouterGroup<AppRequestContext>, alias: RouterGroup<Ap
             throw Problem(.serviceUnavailable, "engines-disabled", "Engines disabled", detail: "the landmark engine is off (AVATAR_ENGINES_ENABLED=false); a face cannot be found",
                           fix: "start the server with engines enabled")
         }
-        let bytes = try Data(contentsOf: URL(fileURLWithPath: file.tempPath))
+        let bytes = try await FileRead.data(file.tempPath)
         let face = try await host.landmarks(image: bytes, filename: "photo.\(header.format.fileExtension)", multiple: .largest)
         guard face.width == image.width, face.height == image.height else {
             throw MediaError.unreadable("the landmark engine saw \(face.width)×\(face.height), the decoder \(image.width)×\(image.height) (EXIF orientation \(header.orientation))")

@@ -280,7 +280,7 @@ public final class JobQueue: Service, Sendable {
         arguments += ["-movflags", "+faststart+use_metadata_tags", final]
         let stamped = await ChildProcess.output(of: arguments)
         guard stamped.status == 0 else { throw Failure(userMessage: "adding the provenance to the video failed: \(stamped.lastErrorLine ?? "?")") }
-        let data = try Data(contentsOf: URL(fileURLWithPath: final))
+        let data = try await FileRead.data(final)
         return try services.storeDerived(data, account: job.accountId, avatarId: avatar.id, kind: "video", ext: "mp4", contentType: "video/mp4", details: job.id)
     }
 

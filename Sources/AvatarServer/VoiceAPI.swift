@@ -143,7 +143,7 @@ func addVoiceRoutes(_ api: RouterGroup<AppRequestContext>, alias: RouterGroup<Ap
                               problems: report.problems.map { .init(code: $0.code, message: $0.message) }, conversions: report.conversions, notes: report.notes,
                               sampleRate: report.analysis?.sampleRate, channels: report.analysis?.channels, snrDb: report.analysis?.snrDb,
                               speechRatio: report.analysis?.speechRatio, clippedFraction: report.analysis?.clippedFraction)
-        let wav = try Data(contentsOf: URL(fileURLWithPath: wavTemp))
+        let wav = try await FileRead.data(wavTemp)
         let wavRecord = try services.storeDerived(wav, account: account.id, avatarId: avatar.id, kind: "voice-wav", ext: "wav", contentType: "audio/wav",
                                                   details: APIJSON.string(view))
         var sample = view
