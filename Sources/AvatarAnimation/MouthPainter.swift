@@ -215,7 +215,7 @@ extension FaceRenderer {
         let open = min(max(pose.jawOpen, 0), 1)
         // The upper lip lifts with the jaw (`deform`); the teeth stay, so more of them shows.
         let upperShow = 0.07 * w + 0.05 * w * open
-        let lowerShow = 0.06 * w * Self.smoothstep(0.45, 0.95, open)
+        let lowerShow = 0.06 * w * Self.smoothstep(0.2, 0.9, open)
         let tongueRaise = min(max(pose.tongueRaise, 0), 1)
 
         var columns = [MouthColumn](repeating: MouthColumn(), count: maxX - minX + 1)
@@ -360,6 +360,10 @@ extension FaceRenderer {
             let share = c.photo ? 1 : c.teethShare
             if share > 0 { teethShade = 1 - 0.6 * share * exp(-max(underTeeth, 0) / max(0.8, 0.012 * w)) }
         }
+        // The bottom of the opening is a crevice too: just above the lower teeth (or the lower lip where they do
+        // not show) less light reaches the tongue and cavity, so a narrow gap is lit in its middle.
+        let floor = !c.photo && c.teethShare > 0 && c.lowerEdge < c.bottom - 0.5 ? c.lowerEdge : c.bottom
+        teethShade *= 1 - 0.45 * exp(-max(floor - y, 0) / max(0.8, 0.012 * w))
         cavityLight *= teethShade
         let lift = Self.surfaceLift * upperSurface
         var color = (p.cavity.0 * cavityLight + lift * p.cavityHue.0 + noise, p.cavity.1 * cavityLight + lift * p.cavityHue.1 + noise,
