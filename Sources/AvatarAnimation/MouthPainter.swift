@@ -158,8 +158,8 @@ extension FaceRenderer {
         /// Drawn teeth: the upper teeth's lower edge, the lower teeth's upper edge, the tongue's top.
         var upperEdge = 0.0, lowerEdge = 0.0, tongueTop = 0.0
         /// Light across the mouth (corners dark), teeth visibility (none at the corners), the dark line between
-        /// two teeth (0…1 here).
-        var light = 1.0, teethShare = 1.0, separation = 0.0
+        /// two teeth (0…1 here), the same between two lower teeth (narrower than the upper ones).
+        var light = 1.0, teethShare = 1.0, separation = 0.0, lowerSeparation = 0.0
         /// Coverage of this pixel column by the interior, from three sub-columns.
         var subTop = (0.0, 0.0, 0.0), subBottom = (0.0, 0.0, 0.0)
         /// Where the upper teeth end (drawn or the photo's): the palate behind them lies in their shadow.
@@ -173,6 +173,21 @@ extension FaceRenderer {
     /// Tooth widths from the middle outwards (central incisor, lateral incisor, canine, two premolars) as shares
     /// of the inner mouth width, foreshortened towards the corners.
     static let toothWidths = [0.165, 0.125, 0.1, 0.08, 0.07]
+    /// The lower teeth's: the lower incisors are about two thirds as wide as the upper ones (5.4 and 5.9 mm
+    /// against 8.6 and 6.6 mm), so their gaps fall elsewhere and the two rows' edges do not run parallel.
+    static let lowerToothWidths = [0.105, 0.11, 0.095, 0.08, 0.07]
+
+    /// Which tooth of a row with `widths` lies `fromMiddle` (share of the inner mouth width) from the middle,
+    /// and where in it (0…1 from its inner side).
+    @inline(__always)
+    static func tooth(_ fromMiddle: Double, _ widths: [Double]) -> (index: Int, within: Double, width: Double) {
+        var start = 0.0
+        for (i, tw) in widths.enumerated() {
+            if fromMiddle < start + tw || i == widths.count - 1 { return (i, min((fromMiddle - start) / tw, 1), tw) }
+            start += tw
+        }
+        return (widths.count - 1, 1, widths.last!)
+    }
 
     /// The inside of the mouth between the moved inner lip contours, anti-aliased by the exact vertical coverage
     /// of three sub-columns per pixel.
@@ -200,7 +215,7 @@ extension FaceRenderer {
         let open = min(max(pose.jawOpen, 0), 1)
         // The upper lip lifts with the jaw (`deform`); the teeth stay, so more of them shows.
         let upperShow = 0.07 * w + 0.05 * w * open
-        let lowerShow = 0.06 * w * Self.smoothstep(0.45, 0.95, open)
+        let lowerShow = 0.06 * w * Self.smoothstep(0.2, 0.9, open)
         let tongueRaise = min(max(pose.tongueRaise, 0), 1)
 
         var columns = [MouthColumn](repeating: MouthColumn(), count: maxX - minX + 1)
@@ -225,15 +240,12 @@ extension FaceRenderer {
             c.light = 0.3 + 0.7 * pow(sin(.pi * a), 0.7)
             c.teethShare = Self.smoothstep(0.04, 0.14, min(a, 1 - a))
             // Which tooth, and where in it (0…1 from its inner side).
-            var start = 0.0, index = 0, within = 0.0, width = Self.toothWidths[0]
-            for (i, tw) in Self.toothWidths.enumerated() {
-                index = i
-                width = tw
-                if fromMiddle < start + tw || i == Self.toothWidths.count - 1 { within = min((fromMiddle - start) / tw, 1); break }
-                start += tw
-            }
+            let (index, within, width) = Self.tooth(fromMiddle, Self.toothWidths)
             let toBoundary = min(within, 1 - within) * width * (right - left)
             c.separation = exp(-toBoundary * toBoundary / 0.5)
+            let lowerTooth = Self.tooth(fromMiddle, Self.lowerToothWidths)
+            let toLowerBoundary = min(lowerTooth.within, 1 - lowerTooth.within) * lowerTooth.width * (right - left)
+            c.lowerSeparation = exp(-toLowerBoundary * toLowerBoundary / 0.5)
             // The edge follows the lip's curve, rises towards the corners, each tooth rounded at its corners,
             // the canine a little pointed, the lateral incisors a little shorter.
             let corner = min(within, 1 - within)
@@ -243,7 +255,9 @@ extension FaceRenderer {
             if index == 1 { length -= 0.008 * w }
             if index == 2 { length += 0.012 * w * (1 - 2 * abs(within - 0.5)) - 0.006 * w }
             c.upperEdge = c.top + length
-            c.lowerEdge = c.bottom - lowerShow * (1 - 1.6 * pow(2 * fromMiddle, 2)) + 0.015 * w * rounding
+            let lowerCorner = min(lowerTooth.within, 1 - lowerTooth.within)
+            let lowerRounding = lowerCorner < 0.3 ? pow(1 - lowerCorner / 0.3, 2) : 0
+            c.lowerEdge = c.bottom - lowerShow * (1 - 1.6 * pow(2 * fromMiddle, 2)) + 0.012 * w * lowerRounding
             // The tongue lies on the floor of the mouth behind the lower teeth; it shows once the mouth is
             // open more than a tenth of its width, more when raised (t, d, n, l).
             let gap = c.bottom - c.top
@@ -338,6 +352,19 @@ extension FaceRenderer {
             cavityLight *= 1 - c.throat * exp(-t * t)
         }
         cavityLight *= 1 + Self.surfaceRelief * upperSurface
+        // The upper teeth's shadow: right under their edges (drawn or the photo's) the light from above and in
+        // front does not reach; over about a pixel at the crop's scale, following each tooth's rounded edge.
+        var teethShade = 1.0
+        let underTeeth = y - c.teethBottom
+        if underTeeth > -0.5 {
+            let share = c.photo ? 1 : c.teethShare
+            if share > 0 { teethShade = 1 - 0.6 * share * exp(-max(underTeeth, 0) / max(0.8, 0.012 * w)) }
+        }
+        // The bottom of the opening is a crevice too: just above the lower teeth (or the lower lip where they do
+        // not show) less light reaches the tongue and cavity, so a narrow gap is lit in its middle.
+        let floor = !c.photo && c.teethShare > 0 && c.lowerEdge < c.bottom - 0.5 ? c.lowerEdge : c.bottom
+        teethShade *= 1 - 0.45 * exp(-max(floor - y, 0) / max(0.8, 0.012 * w))
+        cavityLight *= teethShade
         let lift = Self.surfaceLift * upperSurface
         var color = (p.cavity.0 * cavityLight + lift * p.cavityHue.0 + noise, p.cavity.1 * cavityLight + lift * p.cavityHue.1 + noise,
                      p.cavity.2 * cavityLight + lift * p.cavityHue.2 + noise)
@@ -345,7 +372,11 @@ extension FaceRenderer {
         if y > c.tongueTop - 0.5, c.tongueTop < c.bottom {
             let t = min(max((y - c.tongueTop) / max(c.bottom - c.tongueTop, 1), 0), 1)
             let groove = 1 - 0.12 * exp(-pow((c.across - 0.5) / 0.04, 2))
-            let light = (0.78 - 0.3 * t) * c.light * c.side * groove * (1 + Self.tongueRelief * lowerSurface) * (0.5 + 0.5 * Self.smoothstep(0.02 * w, 0.12 * w, gap))
+            // The tip is round: its top turns away from the light (a quarter circle about 5 % of the mouth wide),
+            // so in a narrow gap the tongue shows as a lit band under a dark rim, not one flat colour.
+            let rim = 1 - min(max((y - c.tongueTop) / max(1.5, 0.05 * w), 0), 1)
+            let rounded = (1 - rim * rim).squareRoot()
+            let light = (0.3 + 0.55 * rounded) * (1 - 0.35 * t) * teethShade * c.light * c.side * groove * (1 + Self.tongueRelief * lowerSurface) * (0.5 + 0.5 * Self.smoothstep(0.02 * w, 0.12 * w, gap))
             let alpha = min(max(y - c.tongueTop + 0.5, 0), 1)
             color = Self.blend(color, (p.tongue.0 * light + noise, p.tongue.1 * light + noise, p.tongue.2 * light + noise), alpha)
         }
@@ -363,7 +394,7 @@ extension FaceRenderer {
         // Lower teeth: only at wide openings, in the upper teeth's shadow.
         if c.lowerEdge < c.bottom - 0.5, y > c.lowerEdge - 0.5 {
             let t = min(max((c.bottom - y) / max(c.bottom - c.lowerEdge, 1), 0), 1)
-            let light = (0.5 + 0.2 * Self.smoothstep(0, 0.6, t)) * c.light * c.side * shadow * (1 - 0.3 * c.separation)
+            let light = (0.5 + 0.2 * Self.smoothstep(0, 0.6, t)) * c.light * c.side * shadow * (1 - 0.3 * c.lowerSeparation)
             let alpha = min(max(y - c.lowerEdge + 0.5, 0), 1) * c.teethShare
             color = Self.blend(color, (p.shadedTeeth.0 * light + noise, p.shadedTeeth.1 * light + noise, p.shadedTeeth.2 * light + noise), alpha)
         }

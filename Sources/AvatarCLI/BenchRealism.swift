@@ -87,6 +87,12 @@ struct BenchRealism: AsyncParsableCommand {
             for warning in rig.warnings { print("  \(name): note: \(warning)") }
             let renderer = FaceRenderer(rig: rig)
             print("  \(name): \(renderer.mouthColors)")
+            // A reference: the same guard on the photo's own mouth at rest (nothing drawn; a smiling photo's real
+            // teeth and cavity, a closed mouth's seam).
+            let rest = renderer.render(FacePose())
+            let own = rest.pixels.withUnsafeBufferPointer { MouthRealism.measure($0.baseAddress!, size: FaceRig.size, points: renderer.deform(FacePose())) }
+            print(String(format: "  %@: the photo's own mouth at rest (nothing drawn): flat region in the interior %.2f %% of the box (%d interior pixels), with the lips %.2f %%",
+                         name, 100 * own.flatShare, own.interiorPixels, 100 * own.flatShareWithLips))
             let encoder = try JPEGEncoder(quality: 80)
             var jpegs: [[UInt8]] = []
             if sheetOnly {

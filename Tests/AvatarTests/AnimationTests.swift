@@ -282,12 +282,12 @@ struct MouthRealismTests {
     /// flat region worst (share of the mouth box), near-white worst, mean hue distance (degrees).
     /// Near-white measured 0 % everywhere: its limit is the target (0.5 %). Before this renderer
     /// (flat white bars, one-colour cavity) the worst flat regions were 27 / 21 / 19 % of the box. With the
-    /// shaded cavity (throat, lips' inner side at the corners, tongue tip, wet surface) this test's clip measured
-    /// biden 2.57 % and obama 1.20 % (grace_hopper not re-measured: no engine venv on that machine; its limit
-    /// stays at twice the 1.44 % of the previous cavity).
+    /// shaded cavity (throat, lips' inner side at the corners, round tongue tip, the teeth's shadow under their
+    /// edges and above the lower ones, lower teeth from moderate openings, wet surface) this test's clip measures
+    /// biden 2.05 %, grace_hopper 0.83 %, obama 1.20 %; hue distance 9.7° / 4.5° / 2.4°.
     static let limits: [String: (flat: Double, white: Double, hue: Double)] = [
         "biden": (0.05, 0.005, 18),
-        "grace_hopper": (0.03, 0.005, 10),
+        "grace_hopper": (0.02, 0.005, 8),
         "obama": (0.025, 0.005, 5),
     ]
 
