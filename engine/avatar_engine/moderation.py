@@ -27,6 +27,9 @@ import numpy as np
 DATA_FILE = Path(__file__).resolve().parent / "data" / "child_safety_prompts.json"
 # Examples written for the classifier alone (not part of the bench).
 EXAMPLES_FILE = Path(__file__).resolve().parent / "data" / "child_safety_examples.json"
+# The second and third files were written by other writers, who never saw the bench's data set or the fresh sets.
+EXAMPLE_FILES = [EXAMPLES_FILE, EXAMPLES_FILE.with_name("child_safety_examples_more.json"),
+                 EXAMPLES_FILE.with_name("child_safety_examples_third.json")]
 MODEL_FILE = "e5-small/e5-small-q4.bin"
 K = 2
 MARGIN = 0.02
@@ -40,8 +43,8 @@ CATEGORY_OFFSETS = {"self-harm": -0.015}
 # margin). Chosen by grouped 10-fold cross-validation on the training examples only (classifier alone, an item's
 # texts never in its own fold): nearest examples alone 86.6 % caught / 2.7 % ordinary flagged; with the probe
 # (C 10, threshold 0.8) 91.9 % / 3.1 %; threshold 0.7 gave 94.4 % / 5.9 %.
-PROBE_C = 10.0
-PROBE_THRESHOLD = 0.8
+PROBE_C = 30.0
+PROBE_THRESHOLD = 0.75
 PROBE_THRESHOLD_LENIENT = 0.95
 MAX_TEXTS = 32
 MAX_CHARS = 2000
@@ -74,23 +77,25 @@ def probe_probability(probe: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-(unit @ probe[:-1] + probe[-1])))
 
 
+def item_texts(item: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(kind, category, text) an item of the bench's data set teaches: every user turn, and for multi-turn items
+    the last two turns together (escalation often needs the previous turn to be read). In a multi-turn unsafe
+    item the early turns are often harmless ("I had a bad day"): only the last turn and the joined pair are unsafe
+    examples; the earlier turns are not used at all."""
+    turns = item["turns"]
+    texts = list(turns) + ([" ".join(turns[-2:])] if len(turns) > 1 else [])
+    if item["kind"] == "unsafe" and len(turns) > 1:
+        texts = texts[-2:]
+    return [(item["kind"], item["category"], t) for t in texts]
+
+
 def training_examples(data_file: Path = DATA_FILE) -> list[tuple[str, str, str]]:
-    """(kind, category, text) of the training split: every user turn, and for multi-turn items the last two
-    turns together (escalation often needs the previous turn to be read)."""
+    """(kind, category, text) of the training split and of every examples file."""
     doc = json.loads(data_file.read_text(encoding="utf-8"))
-    rows = []
-    for item in doc["items"]:
-        if item["split"] != "train":
-            continue
-        turns = item["turns"]
-        texts = list(turns) + ([" ".join(turns[-2:])] if len(turns) > 1 else [])
-        # In a multi-turn unsafe item the early turns are often harmless ("I had a bad day"): only the last turn
-        # and the joined pair are unsafe examples; the earlier turns are not used at all.
-        if item["kind"] == "unsafe" and len(turns) > 1:
-            texts = texts[-2:]
-        rows.extend((item["kind"], item["category"], t) for t in texts)
-    examples = json.loads(EXAMPLES_FILE.read_text(encoding="utf-8"))
-    rows.extend((e["kind"], e["category"], e["text"]) for e in examples["examples"])
+    rows = [row for item in doc["items"] if item["split"] == "train" for row in item_texts(item)]
+    for path in EXAMPLE_FILES:
+        examples = json.loads(path.read_text(encoding="utf-8"))
+        rows.extend((e["kind"], e["category"], e["text"]) for e in examples["examples"])
     return rows
 
 
@@ -157,14 +162,19 @@ class ModerationEngine:
         return embedded
 
     def classify(self, texts: list[str], margin: float = MARGIN) -> list[dict[str, Any]]:
-        assert self.examples is not None and self.kinds is not None and self.categories is not None
+        assert self.model is not None
         with self.lock:
             vectors = np.asarray(self.model.query(texts), dtype=np.float32).reshape(len(texts), -1)
+        return self.classify_vectors(vectors, margin)
+
+    def classify_vectors(self, vectors: np.ndarray, margin: float = MARGIN) -> list[dict[str, Any]]:
+        """The decision for already embedded texts (also what scripts/safety_cv.py cross-validates)."""
+        assert self.examples is not None and self.kinds is not None and self.categories is not None
         sims = vectors @ self.examples.T
         ordinary = self.kinds == "ordinary"
         unsafe_categories = sorted(set(self.categories[~ordinary]))
         threshold = PROBE_THRESHOLD if margin <= MARGIN else PROBE_THRESHOLD_LENIENT
-        unsafe_probability = probe_probability(self.probe, vectors) if self.probe is not None else np.zeros(len(texts))
+        unsafe_probability = probe_probability(self.probe, vectors) if self.probe is not None else np.zeros(len(vectors))
         results = []
         for row, probability in zip(sims, unsafe_probability):
             safe = float(np.sort(row[ordinary])[-K:].mean())
