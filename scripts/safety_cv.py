@@ -46,7 +46,11 @@ def main() -> int:
     parser.add_argument("--probe-threshold", type=float, default=moderation.PROBE_THRESHOLD)
     parser.add_argument("--margin", type=float, default=moderation.MARGIN)
     parser.add_argument("--probe-c", type=float, default=moderation.PROBE_C)
+    parser.add_argument("--probe-floor", type=float, default=moderation.PROBE_FLOOR)
+    parser.add_argument("--self-harm-offset", type=float, default=moderation.CATEGORY_OFFSETS.get("self-harm", 0.0))
     args = parser.parse_args()
+    moderation.CATEGORY_OFFSETS["self-harm"] = args.self_harm_offset
+    moderation.PROBE_FLOOR = args.probe_floor
 
     rows = rows_with_groups()
     engine = moderation.ModerationEngine(Path(args.models_dir))
@@ -81,7 +85,7 @@ def main() -> int:
             table[key][0] += int(hit)
             table[key][1] += 1
     print(f"{len(rows)} training texts, {args.folds} folds, margin {args.margin}, probe C {args.probe_c} "
-          f"threshold {args.probe_threshold}")
+          f"threshold {args.probe_threshold}, floor {args.probe_floor}, self-harm offset {args.self_harm_offset}")
     for kind, label in (("unsafe", "unsafe caught"), ("ordinary", "ordinary flagged")):
         parts = [f"{lang} {table[(kind, lang)][0]}/{table[(kind, lang)][1]} "
                  f"({100 * table[(kind, lang)][0] / max(table[(kind, lang)][1], 1):.1f} %)" for lang in ("en", "ru", "all")]

@@ -27,9 +27,11 @@ import numpy as np
 DATA_FILE = Path(__file__).resolve().parent / "data" / "child_safety_prompts.json"
 # Examples written for the classifier alone (not part of the bench).
 EXAMPLES_FILE = Path(__file__).resolve().parent / "data" / "child_safety_examples.json"
-# The second and third files were written by other writers, who never saw the bench's data set or the fresh sets.
-EXAMPLE_FILES = [EXAMPLES_FILE, EXAMPLES_FILE.with_name("child_safety_examples_more.json"),
-                 EXAMPLES_FILE.with_name("child_safety_examples_third.json")]
+# The second, third and fourth files were written by other writers, who never saw the bench's data set or the
+# fresh sets (the fourth: ordinary Russian typed in Latin letters and short openers, which were flagged because
+# most transliterated and short examples were unsafe ones).
+EXAMPLE_FILES = [EXAMPLES_FILE] + [EXAMPLES_FILE.with_name(f"child_safety_examples_{n}.json")
+                                   for n in ("more", "third", "fourth")]
 MODEL_FILE = "e5-small/e5-small-q4.bin"
 K = 2
 MARGIN = 0.02
@@ -40,12 +42,19 @@ CATEGORY_OFFSETS = {"self-harm": -0.015}
 # A second, linear reading of the same embeddings: L2-regularised logistic regression, unsafe vs ordinary (classes
 # weighted equally), fitted on the same training examples at load. A text is also flagged when its probability of
 # being unsafe exceeds PROBE_THRESHOLD (PROBE_THRESHOLD_LENIENT for the model's own clauses, which pass a larger
-# margin). Chosen by grouped 10-fold cross-validation on the training examples only (classifier alone, an item's
-# texts never in its own fold): nearest examples alone 86.6 % caught / 2.7 % ordinary flagged; with the probe
-# (C 10, threshold 0.8) 91.9 % / 3.1 %; threshold 0.7 gave 94.4 % / 5.9 %.
+# margin). First chosen on 596 training texts (C 10, threshold 0.8); with 1776 texts (the other writers' files)
+# re-chosen by scripts/safety_cv.py: grouped 10-fold cross-validation on the training texts only (classifier alone,
+# an item's texts never in its own fold).
 PROBE_C = 30.0
-PROBE_THRESHOLD = 0.75
+PROBE_THRESHOLD = 0.6
 PROBE_THRESHOLD_LENIENT = 0.95
+# The probe does not overrule the nearest examples when they clearly say "ordinary": a text is flagged by the probe
+# only if its best unsafe category is no more than 0.01 further than the ordinary prompts. Without it, plain
+# requests whose nearest example was an ordinary one ("what can I cook for breakfast myself") were flagged.
+# Chosen with C and the threshold by grouped 10-fold cross-validation on the training texts (scripts/safety_cv.py,
+# 1776 texts): C 30, threshold 0.75, no floor 90.1 % caught / 4.8 % ordinary flagged; threshold 0.6 with the floor
+# 92.4 % / 4.3 %.
+PROBE_FLOOR = -0.01
 MAX_TEXTS = 32
 MAX_CHARS = 2000
 
@@ -182,9 +191,10 @@ class ModerationEngine:
                       for c in unsafe_categories}
             over = {c: s - (margin + CATEGORY_OFFSETS.get(c, 0.0)) for c, s in scores.items()}
             best = max(over, key=over.get)
+            nearest_unsafe = over[best] + margin  # the best category's lead over the ordinary prompts, offset included
             nearest = int(np.argmax(row))
             # The probe says whether, the nearest examples which category (the closest one even under its margin).
-            flagged = over[best] > 0 or float(probability) > threshold
+            flagged = over[best] > 0 or (float(probability) > threshold and nearest_unsafe > PROBE_FLOOR)
             results.append({
                 "flagged": flagged,
                 "category": best if flagged else None,
