@@ -310,9 +310,13 @@ extension FaceRenderer {
                         var drawn = true
                         var color = interiorColor(c, yc, gap, w, upperSurface, lowerSurface, sampled, photo.baseAddress!, &drawn)
                         if drawn {
-                            // The photo's grain at this light: its own size, anchored to the mouth.
+                            // The photo's grain at this light: its own size, anchored to the mouth — the upper half of
+                            // the opening (upper teeth, palate) to the upper lip, the lower half (tongue, lower teeth)
+                            // to the lower lip, so the grain does not slide over what moves with the jaw.
                             let level = Int(min(max(0.299 * color.0 + 0.587 * color.1 + 0.114 * color.2, 0), 255))
-                            let noise = Double(grainLevels[level] * grainTile[((y - anchorY) & PhotoGrain.mask) << PhotoGrain.shift | ((x - anchorX) & PhotoGrain.mask)])
+                            let lower = py > (c.top + c.bottom) / 2
+                            let gx = x - (lower ? lowerX : anchorX), gy = y - (lower ? lowerY : anchorY)
+                            let noise = Double(grainLevels[level] * grainTile[(gy & PhotoGrain.mask) << PhotoGrain.shift | (gx & PhotoGrain.mask)])
                             color = (color.0 + noise, color.1 + noise, color.2 + noise)
                         }
                         color = (min(max(color.0, 0), 240), min(max(color.1, 0), 240), min(max(color.2, 0), 240))
