@@ -285,11 +285,12 @@ struct MouthRealismTests {
     /// shaded cavity (throat, lips' inner side at the corners, round tongue tip, the teeth's shadow under their
     /// edges and above the lower ones, lower teeth from moderate openings, wet surface) this test's clip measured
     /// biden 2.05 %, grace_hopper 0.83 %, obama 1.20 %; with the photo's own grain (`PhotoGrain`) and the opening
-    /// lit from the floor up: biden 2.33 % (a near-black pocket under the teeth at the corner), grace_hopper
-    /// 0.66 %, obama 0.97 % (a region of his own photographed teeth); hue distance 9.8° / 4.6° / 2.3°.
+    /// lit from the floor up, the lower half's grain anchored to the lower lip: biden 1.83 % (a near-black pocket
+    /// under the teeth at the corner), grace_hopper 0.90 %, obama 0.97 % (a region of his own photographed teeth);
+    /// hue distance 9.7° / 4.6° / 2.4°. The grain's phase alone moves these by about ±0.2 points.
     static let limits: [String: (flat: Double, white: Double, hue: Double)] = [
-        "biden": (0.05, 0.005, 18),
-        "grace_hopper": (0.015, 0.005, 8),
+        "biden": (0.04, 0.005, 18),
+        "grace_hopper": (0.02, 0.005, 8),
         "obama": (0.02, 0.005, 5),
     ]
 
