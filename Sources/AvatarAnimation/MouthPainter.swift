@@ -16,8 +16,8 @@ struct MouthPalette: Sendable {
     /// The cavity's colour at unit luminance (to add light in its hue).
     var cavityHue: RGB
     var tongue: RGB
-    /// Standard deviation of the photo's pixel noise on the cheeks, in 8-bit luminance levels.
-    var grain: Double
+    /// The photo's grain around the mouth (`PhotoGrain`): its size and its strength per luminance level.
+    var grain: PhotoGrain
     /// Where the teeth colour came from: "eye whites", "the photo's white point" or "skin".
     var teethSource: String
     /// The photo's light across the mouth: the lips' right half against their left half, (R − L) / (R + L),
@@ -27,7 +27,7 @@ struct MouthPalette: Sendable {
     /// One line for logs and benches.
     var summary: String {
         func f(_ c: RGB) -> String { String(format: "(%.0f, %.0f, %.0f)", c.0, c.1, c.2) }
-        return "teeth \(f(teeth)) from \(teethSource), lips \(f(lips)), cavity \(f(cavity)), tongue \(f(tongue)), grain σ \(String(format: "%.1f", grain)), light from the \(sideLight > 0.02 ? "right" : sideLight < -0.02 ? "left" : "front") (\(String(format: "%+.2f", sideLight)))"
+        return "teeth \(f(teeth)) from \(teethSource), lips \(f(lips)), cavity \(f(cavity)), tongue \(f(tongue)), grain \(grain.summary), light from the \(sideLight > 0.02 ? "right" : sideLight < -0.02 ? "left" : "front") (\(String(format: "%+.2f", sideLight)))"
     }
 
     init(rig: FaceRig) {
@@ -61,26 +61,18 @@ struct MouthPalette: Sendable {
             return (sum.0 / n, sum.1 / n, sum.2 / n)
         }
 
-        // Skin: two discs on the cheeks; its colour and its grain (Laplacian residual, robust).
+        // Skin: two discs on the cheeks, for its colour.
         var skinColors: [RGB] = []
-        var residuals: [Double] = []
         let radius = max(0.05 * rig.faceHeight, 3)
         for cheek in [points[50], points[280]] {
             let cx = Int(cheek.x), cy = Int(cheek.y), r = Int(radius)
             for y in (cy - r)...(cy + r) where y > 0 && y < image.height - 1 {
                 for x in (cx - r)...(cx + r) where x > 0 && x < image.width - 1 && (x - cx) * (x - cx) + (y - cy) * (y - cy) <= r * r {
-                    let c = pixel(x, y)
-                    skinColors.append(c)
-                    let around = (luma(pixel(x - 1, y)) + luma(pixel(x + 1, y)) + luma(pixel(x, y - 1)) + luma(pixel(x, y + 1))) / 4
-                    residuals.append(abs(luma(c) - around))
+                    skinColors.append(pixel(x, y))
                 }
             }
         }
         let skin = mean(skinColors, ranks: 0.2...0.9) ?? (170, 130, 110)
-        residuals.sort()
-        // Median absolute residual → σ (×1.4826), less the averaging's share (√(1 + 1/4)).
-        let median = residuals.isEmpty ? 1 : residuals[residuals.count / 2]
-        grain = min(max(1.4826 * median / 1.118, 1.2), 6)
 
         // Eye whites: inside the lids, away from the iris; the brighter half.
         var whites: [RGB] = []
@@ -129,6 +121,7 @@ struct MouthPalette: Sendable {
         let inner = (FaceIndex.upperInnerLip + FaceIndex.lowerInnerLip.reversed()).map { points[$0] }
         let outer = (FaceIndex.upperOuterLip + FaceIndex.lowerOuterLip.reversed()).map { points[$0] }
         let lips = mean(pixels(in: outer) { !FaceRig.contains(inner, $0) }, ranks: 0.25...0.9) ?? (150, 80, 80)
+        grain = PhotoGrain(image, around: outer, without: inner, mouthWidth: rig.mouthWidth)
         self.lips = lips
         let middle = (points[FaceIndex.upperInnerLip.first!].x + points[FaceIndex.upperInnerLip.last!].x) / 2
         let leftLips = mean(pixels(in: outer) { $0.x < middle && !FaceRig.contains(inner, $0) }, ranks: 0.25...0.9).map(luma)
@@ -279,8 +272,9 @@ extension FaceRenderer {
         // lower lip (the jaw).
         let anchorX = Int(points[13].x.rounded()), anchorY = Int(points[13].y.rounded())
         let lowerX = Int(points[14].x.rounded()), lowerY = Int(points[14].y.rounded())
-        let grain = palette.grain * 3.46
         var sample = (UInt8(0), UInt8(0), UInt8(0))
+        palette.grain.tile.withUnsafeBufferPointer { grainTile in
+        palette.grain.levels.withUnsafeBufferPointer { grainLevels in
         Self.surfaceTexture.withUnsafeBufferPointer { surface in
         rig.image.pixels.withUnsafeBufferPointer { photo in
             withUnsafeMutableBytes(of: &sample) { buffer in
@@ -310,11 +304,21 @@ extension FaceRenderer {
                             continue
                         }
                         let yc = min(max(py, c.top), c.bottom)
-                        let noise = grain * Self.noise(x - anchorX, y - anchorY)
                         // Wet, uneven surfaces (see `surfaceTexture`).
                         let upperSurface = Double(surface[((y - anchorY + 128) & 255) << 8 | ((x - anchorX + 128) & 255)])
                         let lowerSurface = Double(surface[((y - lowerY + 64) & 255) << 8 | ((x - lowerX + 96) & 255)])
-                        var color = interiorColor(c, yc, gap, w, noise, upperSurface, lowerSurface, sampled, photo.baseAddress!)
+                        var drawn = true
+                        var color = interiorColor(c, yc, gap, w, upperSurface, lowerSurface, sampled, photo.baseAddress!, &drawn)
+                        if drawn {
+                            // The photo's grain at this light: its own size, anchored to the mouth — the upper half of
+                            // the opening (upper teeth, palate) to the upper lip, the lower half (tongue, lower teeth)
+                            // to the lower lip, so the grain does not slide over what moves with the jaw.
+                            let level = Int(min(max(0.299 * color.0 + 0.587 * color.1 + 0.114 * color.2, 0), 255))
+                            let lower = py > (c.top + c.bottom) / 2
+                            let gx = x - (lower ? lowerX : anchorX), gy = y - (lower ? lowerY : anchorY)
+                            let noise = Double(grainLevels[level] * grainTile[(gy & PhotoGrain.mask) << PhotoGrain.shift | (gx & PhotoGrain.mask)])
+                            color = (color.0 + noise, color.1 + noise, color.2 + noise)
+                        }
                         color = (min(max(color.0, 0), 240), min(max(color.1, 0), 240), min(max(color.2, 0), 240))
                         pixel[0] = UInt8(Double(pixel[0]) * (1 - alpha) + color.0 * alpha)
                         pixel[1] = UInt8(Double(pixel[1]) * (1 - alpha) + color.1 * alpha)
@@ -324,27 +328,32 @@ extension FaceRenderer {
             }
         }
         }
+        }
+        }
     }
 
-    /// The colour at height `y` of one interior column.
+    /// The colour at height `y` of one interior column; `drawn` is false where it is the photo's own pixel.
     @inline(__always)
-    private func interiorColor(_ c: MouthColumn, _ y: Double, _ gap: Double, _ w: Double, _ noise: Double, _ upperSurface: Double,
-                               _ lowerSurface: Double, _ sampled: UnsafeMutablePointer<UInt8>, _ photo: UnsafePointer<UInt8>) -> (Double, Double, Double) {
+    private func interiorColor(_ c: MouthColumn, _ y: Double, _ gap: Double, _ w: Double, _ upperSurface: Double,
+                               _ lowerSurface: Double, _ sampled: UnsafeMutablePointer<UInt8>, _ photo: UnsafePointer<UInt8>,
+                               _ drawn: inout Bool) -> (Double, Double, Double) {
         let p = palette
         let fromTop = y - c.top, fromBottom = c.bottom - y
         if c.photo {
             if fromTop < c.restGap * 0.7 {
                 rig.image.sample(c.restX, c.restTop + fromTop, into: sampled, photo)
+                drawn = false
                 return (Double(sampled[0]), Double(sampled[1]), Double(sampled[2]))
             }
             if fromBottom < c.restGap * 0.3 {
                 rig.image.sample(c.restX, c.restTop + c.restGap - fromBottom, into: sampled, photo)
+                drawn = false
                 return (Double(sampled[0]), Double(sampled[1]), Double(sampled[2]))
             }
         }
         // Cavity: lit through the opening, so darkest towards the corners, at the back (the middle of the gap) and
         // in the throat; lighter on the side the photo is lit from; an
-        // uneven wet surface that still shows a little where the light is nearly gone; the photo's grain on it.
+        // uneven wet surface that still shows a little where the light is nearly gone (the photo's grain is added by the caller).
         let depth = gap > 0 ? min(max(fromTop / gap, 0), 1) : 0
         var cavityLight = c.light * c.side * (0.7 + 0.3 * abs(2 * depth - 1))
         if c.throat > 0 {
@@ -352,22 +361,31 @@ extension FaceRenderer {
             cavityLight *= 1 - c.throat * exp(-t * t)
         }
         cavityLight *= 1 + Self.surfaceRelief * upperSurface
+        // The bottom of the opening: the lower teeth, or the lower lip where they do not show.
+        let floor = !c.photo && c.teethShare > 0 && c.lowerEdge < c.bottom - 0.5 ? c.lowerEdge : c.bottom
         // The upper teeth's shadow: right under their edges (drawn or the photo's) the light from above and in
         // front does not reach; over about a pixel at the crop's scale, following each tooth's rounded edge.
+        // Below that the opening is lit from the bottom up: the floor of the mouth (the tongue) faces the light
+        // coming in over the lower lip, the wall right under the palate does not, so the pocket under the teeth
+        // brightens downwards (a gradient, not one black).
         var teethShade = 1.0
+        var fromPalate = 1.0
         let underTeeth = y - c.teethBottom
         if underTeeth > -0.5 {
             let share = c.photo ? 1 : c.teethShare
-            if share > 0 { teethShade = 1 - 0.6 * share * exp(-max(underTeeth, 0) / max(0.8, 0.012 * w)) }
+            if share > 0 {
+                teethShade = 1 - 0.6 * share * exp(-max(underTeeth, 0) / max(0.8, 0.012 * w))
+                let rise = Self.smoothstep(0, 1, underTeeth / max(floor - c.teethBottom, 1))
+                fromPalate = 1 + share * (0.6 * rise - 0.25)
+            }
         }
-        // The bottom of the opening is a crevice too: just above the lower teeth (or the lower lip where they do
-        // not show) less light reaches the tongue and cavity, so a narrow gap is lit in its middle.
-        let floor = !c.photo && c.teethShare > 0 && c.lowerEdge < c.bottom - 0.5 ? c.lowerEdge : c.bottom
+        // The bottom of the opening is a crevice too: just above it less light reaches the tongue and cavity, so a
+        // narrow gap is lit in its middle.
         teethShade *= 1 - 0.45 * exp(-max(floor - y, 0) / max(0.8, 0.012 * w))
-        cavityLight *= teethShade
+        cavityLight *= teethShade * fromPalate
         let lift = Self.surfaceLift * upperSurface
-        var color = (p.cavity.0 * cavityLight + lift * p.cavityHue.0 + noise, p.cavity.1 * cavityLight + lift * p.cavityHue.1 + noise,
-                     p.cavity.2 * cavityLight + lift * p.cavityHue.2 + noise)
+        var color = (p.cavity.0 * cavityLight + lift * p.cavityHue.0, p.cavity.1 * cavityLight + lift * p.cavityHue.1,
+                     p.cavity.2 * cavityLight + lift * p.cavityHue.2)
         // Tongue: lit on top, darker further down and back, a faint groove in the middle.
         if y > c.tongueTop - 0.5, c.tongueTop < c.bottom {
             let t = min(max((y - c.tongueTop) / max(c.bottom - c.tongueTop, 1), 0), 1)
@@ -378,7 +396,7 @@ extension FaceRenderer {
             let rounded = (1 - rim * rim).squareRoot()
             let light = (0.3 + 0.55 * rounded) * (1 - 0.35 * t) * teethShade * c.light * c.side * groove * (1 + Self.tongueRelief * lowerSurface) * (0.5 + 0.5 * Self.smoothstep(0.02 * w, 0.12 * w, gap))
             let alpha = min(max(y - c.tongueTop + 0.5, 0), 1)
-            color = Self.blend(color, (p.tongue.0 * light + noise, p.tongue.1 * light + noise, p.tongue.2 * light + noise), alpha)
+            color = Self.blend(color, (p.tongue.0 * light, p.tongue.1 * light, p.tongue.2 * light), alpha)
         }
         // Towards the corners, where no teeth are, the lips' inner side wraps into the mouth: their colour in
         // shade along the contour, fading into the cavity over a few pixels (no dark seam at the corners).
@@ -387,7 +405,7 @@ extension FaceRenderer {
             let edge = max(min(fromTop, fromBottom), 0)
             let wrap = 0.8 * cornerness * exp(-edge / (0.04 * w))
             let shade = 0.55 * c.side
-            color = Self.blend(color, (p.lips.0 * shade + noise, p.lips.1 * shade + noise, p.lips.2 * shade + noise), wrap)
+            color = Self.blend(color, (p.lips.0 * shade, p.lips.1 * shade, p.lips.2 * shade), wrap)
         }
         guard !c.photo, c.teethShare > 0 else { return color }
         let shadow = 0.72 + 0.28 * Self.smoothstep(0, 0.1 * w, gap)
@@ -396,7 +414,7 @@ extension FaceRenderer {
             let t = min(max((c.bottom - y) / max(c.bottom - c.lowerEdge, 1), 0), 1)
             let light = (0.5 + 0.2 * Self.smoothstep(0, 0.6, t)) * c.light * c.side * shadow * (1 - 0.3 * c.lowerSeparation)
             let alpha = min(max(y - c.lowerEdge + 0.5, 0), 1) * c.teethShare
-            color = Self.blend(color, (p.shadedTeeth.0 * light + noise, p.shadedTeeth.1 * light + noise, p.shadedTeeth.2 * light + noise), alpha)
+            color = Self.blend(color, (p.shadedTeeth.0 * light, p.shadedTeeth.1 * light, p.shadedTeeth.2 * light), alpha)
         }
         // Upper teeth: in the lip's shadow at the top, a translucent, slightly cooler incisal edge.
         if y < c.upperEdge + 0.5 {
@@ -409,7 +427,7 @@ extension FaceRenderer {
             // Lit in the middle of the tooth, the mouth's shade (and hue) under the lip and in a narrow gap.
             let lit = Self.smoothstep(0.15, 0.7, t) * Self.smoothstep(0.02 * w, 0.12 * w, gap)
             let base = Self.blend(p.shadedTeeth, p.teeth, lit)
-            let tooth = (base.0 * light * (1 - 0.09 * edge) + noise, base.1 * light * (1 - 0.08 * edge) + noise, base.2 * light * (1 - 0.05 * edge) + noise)
+            let tooth = (base.0 * light * (1 - 0.09 * edge), base.1 * light * (1 - 0.08 * edge), base.2 * light * (1 - 0.05 * edge))
             color = Self.blend(color, tooth, alpha)
         }
         return color

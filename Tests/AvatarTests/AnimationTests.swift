@@ -283,12 +283,15 @@ struct MouthRealismTests {
     /// Near-white measured 0 % everywhere: its limit is the target (0.5 %). Before this renderer
     /// (flat white bars, one-colour cavity) the worst flat regions were 27 / 21 / 19 % of the box. With the
     /// shaded cavity (throat, lips' inner side at the corners, round tongue tip, the teeth's shadow under their
-    /// edges and above the lower ones, lower teeth from moderate openings, wet surface) this test's clip measures
-    /// biden 2.05 %, grace_hopper 0.83 %, obama 1.20 %; hue distance 9.7° / 4.5° / 2.4°.
+    /// edges and above the lower ones, lower teeth from moderate openings, wet surface) this test's clip measured
+    /// biden 2.05 %, grace_hopper 0.83 %, obama 1.20 %; with the photo's own grain (`PhotoGrain`) and the opening
+    /// lit from the floor up, the lower half's grain anchored to the lower lip: biden 1.83 % (a near-black pocket
+    /// under the teeth at the corner), grace_hopper 0.90 %, obama 0.97 % (a region of his own photographed teeth);
+    /// hue distance 9.7° / 4.6° / 2.4°. The grain's phase alone moves these by about ±0.2 points.
     static let limits: [String: (flat: Double, white: Double, hue: Double)] = [
-        "biden": (0.05, 0.005, 18),
+        "biden": (0.04, 0.005, 18),
         "grace_hopper": (0.02, 0.005, 8),
-        "obama": (0.025, 0.005, 5),
+        "obama": (0.02, 0.005, 5),
     ]
 
     @Test("Closed-mouth (biden, grace_hopper) and smiling (obama) portraits: no flat fill, no near-white, an interior in the lips' hue",
