@@ -6,9 +6,11 @@ model (engine/models.json). No torch, no hub.
 
 The classifier is nearest-examples: a text's similarity to the unsafe examples of each category (mean of the
 `K` closest) is compared with its similarity to ordinary child prompts (the same mean). A text is flagged when
-its best unsafe category is closer than the ordinary prompts by more than `MARGIN` (less for self-harm). The examples are the
-*training* split of data/child_safety_prompts.json and data/child_safety_examples.json; the held-out split is what `avatar bench safety` measures
-and must never be added here. K and MARGIN were chosen on the training split (leave-one-item-out), with a low
+its best unsafe category is closer than the ordinary prompts by more than `MARGIN` (less for self-harm); a linear
+probe over the same embeddings flags too (see PROBE_*). The examples are the *training* split of
+data/child_safety_prompts.json and the data/child_safety_examples*.json files (`EXAMPLE_FILES`); the held-out split
+and the fresh sets (data/child_safety_fresh*.json) are what `avatar bench safety` measures and must never be added
+here (tests/engine/test_safety_data.py). K and MARGIN were chosen on the training split (leave-one-item-out), with a low
 false-alarm rate preferred: the lexicon in Swift catches the plain wordings, this layer the paraphrases.
 """
 
@@ -42,7 +44,7 @@ CATEGORY_OFFSETS = {"self-harm": -0.015}
 # A second, linear reading of the same embeddings: L2-regularised logistic regression, unsafe vs ordinary (classes
 # weighted equally), fitted on the same training examples at load. A text is also flagged when its probability of
 # being unsafe exceeds PROBE_THRESHOLD (PROBE_THRESHOLD_LENIENT for the model's own clauses, which pass a larger
-# margin). First chosen on 596 training texts (C 10, threshold 0.8); with 1776 texts (the other writers' files)
+# margin). First chosen on 596 training texts (C 10, threshold 0.8); with 1749 texts (the other writers' files)
 # re-chosen by scripts/safety_cv.py: grouped 10-fold cross-validation on the training texts only (classifier alone,
 # an item's texts never in its own fold).
 PROBE_C = 30.0
@@ -51,9 +53,9 @@ PROBE_THRESHOLD_LENIENT = 0.95
 # The probe does not overrule the nearest examples when they clearly say "ordinary": a text is flagged by the probe
 # only if its best unsafe category is no more than 0.01 further than the ordinary prompts. Without it, plain
 # requests whose nearest example was an ordinary one ("what can I cook for breakfast myself") were flagged.
-# Chosen with C and the threshold by grouped 10-fold cross-validation on the training texts (scripts/safety_cv.py,
-# 1776 texts): C 30, threshold 0.75, no floor 90.1 % caught / 4.8 % ordinary flagged; threshold 0.6 with the floor
-# 92.4 % / 4.3 %.
+# Chosen with C and the threshold by grouped 10-fold cross-validation on the training texts (scripts/safety_cv.py):
+# on 1776 texts C 30, threshold 0.75, no floor 90.1 % caught / 4.8 % ordinary flagged; threshold 0.6 with the floor
+# 92.4 % / 4.3 %; on the 1749 left after removing lines equal to evaluation texts, the latter 92.4 % / 4.8 %.
 PROBE_FLOOR = -0.01
 MAX_TEXTS = 32
 MAX_CHARS = 2000
