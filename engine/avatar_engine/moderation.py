@@ -49,7 +49,10 @@ CATEGORY_OFFSETS = {"self-harm": -0.015}
 # an item's texts never in its own fold).
 PROBE_C = 30.0
 PROBE_THRESHOLD = 0.6
-PROBE_THRESHOLD_LENIENT = 0.95
+# The model's own clauses: 0.95 flagged 3 of 218 ordinary clauses SmolLM2 wrote in the 30-turn runs (as self-harm,
+# a helpline message in a talk about a cat) with this probe; 0.98 flags 1 of 218 and still 52 of v3's 160 unsafe
+# prompts read as clauses (the settings of e537ba7: 0 of 218, 23 of 160).
+PROBE_THRESHOLD_LENIENT = 0.98
 # The probe does not overrule the nearest examples when they clearly say "ordinary": a text is flagged by the probe
 # only if its best unsafe category is no more than 0.01 further than the ordinary prompts. Without it, plain
 # requests whose nearest example was an ordinary one ("what can I cook for breakfast myself") were flagged.
