@@ -36,6 +36,9 @@ log = logging.getLogger("avatar_engine.app")
 DEFAULT_MAX_UPLOAD = 50 * 1024 * 1024
 
 
+DRAIN_SLACK = 64 * 1024 * 1024  # how much of an over-limit body is still read (and dropped) so the 413 arrives
+
+
 class BodyTooLarge(Exception):
     pass
 
@@ -76,10 +79,25 @@ class GuardMiddleware:
 
         too_large = _json_error(413, f"The upload is larger than {limit_mb:.0f} MB. Send a shorter "
                                      "recording or a smaller image.", "file_too_large")
+        # A client that sends its whole body before it reads (urllib, requests, most SDKs) only sees the 413 if the
+        # body was read: closing a socket with unread bytes makes the kernel reset the connection, and the client
+        # gets "connection reset" or "broken pipe" instead of the answer. So the rest of an over-limit body is
+        # read and dropped, up to DRAIN_SLACK more; a body bigger than that is answered and the connection closed.
+        async def drain(read: int) -> None:
+            while read <= limit + DRAIN_SLACK:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                read += len(message.get("body", b""))
+                if not message.get("more_body"):
+                    return
+
         headers = dict(scope.get("headers") or [])
         cl = headers.get(b"content-length")
         try:
             if cl is not None and int(cl) > limit:
+                if int(cl) <= limit + DRAIN_SLACK:
+                    await drain(0)
                 await send_json(too_large)
                 return self._log(scope, state, t0)
         except ValueError:
@@ -97,6 +115,7 @@ class GuardMiddleware:
             await self.app(scope, limited_receive, send_wrapper)
         except BodyTooLarge:
             if not state["started"]:
+                await drain(state["received"])
                 await send_json(too_large)
         except Exception:
             log.exception("unhandled error", extra={"fields": {"path": scope.get("path")}})
