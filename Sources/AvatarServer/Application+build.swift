@@ -33,6 +33,7 @@ public func buildApplication(runtime: AvatarRuntime, limits: APILimits = APILimi
 /// The routes, separate from the server so `HummingbirdTesting` can drive them without a socket.
 func buildRouter(runtime: AvatarRuntime, services: APIServices, jobs: JobQueue) -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self)
+    router.add(middleware: UnreadBodyMiddleware())
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: RequestLogMiddleware())
     router.add(middleware: ProblemMiddleware())
