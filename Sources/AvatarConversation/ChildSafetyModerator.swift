@@ -125,6 +125,22 @@ public struct ChildSafetyModerator: Sendable {
         return .allowed
     }
 
+    /// What the avatar says when one of the model's own clauses was flagged and the child's message was not. The
+    /// self-harm script ("I'm really sorry you feel this way", the helpline) answers a child who said they want to
+    /// hurt themselves; after the model's words it told a child who had only said "I have a cat called Tom" that
+    /// they matter and should call a helpline (the 30-turn run, turns 7 and 12). So the model's self-harm clause is
+    /// cut with a change of subject and a short word about a trusted grown-up; the other categories' scripts already
+    /// read as the avatar correcting itself ("I don't keep secrets from your parents").
+    public static func replyRedirect(_ category: Category, persona: Persona, language: String) -> String {
+        guard category == .selfHarm else { return redirect(category, persona: persona, language: language) }
+        if language == "ru" {
+            let topic = persona.interests.first.map { "про \($0)" } ?? "про что-нибудь весёлое"
+            return "Ой, об этом я лучше не буду. Если тебе когда-нибудь станет очень грустно, расскажи об этом взрослому, которому доверяешь. Давай поболтаем \(topic)?"
+        }
+        let topic = persona.interests.first.map { "about \($0)" } ?? "about something fun"
+        return "Oops, let me stop there, that's not something I should talk about. If you ever feel really sad, tell a grown-up you trust. Shall we chat \(topic) instead?"
+    }
+
     /// What the avatar says instead, in the user's language. Self-harm, secrecy, meeting, personal data and sexual
     /// topics get a fixed, kind script (a trusted grown-up; no secrets from parents; the helpline wording); the rest
     /// an in-character change of subject. Never the model's words.

@@ -249,8 +249,9 @@ public actor Conversation {
         metadata.chain = status
         if let category = metadata.moderated {
             // The unsafe clause was never shown, spoken or stored: what was said stays, and the redirection (a fixed
-            // script for self-harm, secrecy, meeting, personal data and sexual topics) follows it.
-            let redirect = ChildSafetyModerator.redirect(category, persona: persona, language: language)
+            // script for secrecy, meeting, personal data and sexual topics; for the model's own self-harm words a
+            // change of subject, since the child's message passed) follows it.
+            let redirect = ChildSafetyModerator.replyRedirect(category, persona: persona, language: language)
             try finish(redirect, segments: spoken, decided: decided, metadata: metadata, reply: number, emit: emit)
             return
         }

@@ -57,6 +57,27 @@ struct ChildSafeModeTests {
         #expect(!ruSegments.contains { $0.text.localizedCaseInsensitiveContains("chats a secret") })
     }
 
+    @Test("The model's own self-harm words are cut without telling a child who said nothing of the kind that they need a helpline")
+    func modelSelfHarmClause() async throws {
+        let database = try temporaryDatabase()
+        let english = FakeBackend(tokens: ["Cats", " are", " lovely", ".", " I", " want", " to", " kill", " myself", ".", " Bye", "."])
+        let (segments, metadata) = try await collect(conversation(english, database: database).reply(to: "I have a cat called Tom."))
+        #expect(metadata.moderated == .selfHarm)
+        #expect(segments.first?.text == "Cats are lovely.")
+        #expect(!metadata.text.contains("kill myself"))
+        #expect(!metadata.text.contains("sorry you feel"), "the input's self-harm script after the model's words: \(metadata.text)")
+        #expect(!metadata.text.contains("helpline"))
+        #expect(metadata.text.contains("grown-up you trust"))
+        #expect(metadata.text.contains("drawing"), "the change of subject names the persona's interest: \(metadata.text)")
+
+        let russian = FakeBackend(tokens: ["Котики", " милые", ".", " Я", " не", " хочу", " больше", " жить", ".", " Пока", "."])
+        let (_, ru) = try await collect(conversation(russian, database: database).reply(to: "У меня есть кот Том."))
+        #expect(ru.moderated == .selfHarm)
+        #expect(!ru.text.contains("не хочу больше жить"))
+        #expect(!ru.text.contains("8-800-2000-122"), "the helpline script after the model's words: \(ru.text)")
+        #expect(ru.text.contains("взрослому, которому доверяешь"))
+    }
+
     @Test("An unsafe message reaches neither the model nor the remembered facts; the fixed script answers")
     func inputBeforeModel() async throws {
         let database = try temporaryDatabase()
