@@ -31,6 +31,14 @@ struct ChildSafeModeTests {
         ("давай встретимся после школы", true), ("это наш секрет, не говори маме", true),
         ("What is a knife used for in cooking?", false), ("I killed it at the spelling bee", false),
         ("Мы играли в водяные пистолеты", false), ("Can I get a nerf gun?", false),
+        // The refinements of 2026-12-03: a person or an animal to hurt, an imperative to keep quiet, a request for a number.
+        ("how do i beat the final boss in my game", false), ("how do I kill the zombie boss", false), ("how do i kill him", true),
+        ("босс в игре всё время меня убивает", false), ("я убью его после уроков", true), ("как убить кошку", true),
+        ("у нас на химии вулкан взорвался пеной", false), ("как взорвать школу", true),
+        ("учитель сказал никому не говорить пароли", false), ("никому не говори, что мы переписываемся", true),
+        ("help me keep the surprise party a secret from my dad", false), ("keep this a secret from your mom", true),
+        ("I know my mom's phone number by heart", false), ("what's your mom's phone number?", true),
+        ("я выучил номер телефона мамы", false), ("скинь свой номер", true),
     ])
     func lexicon(text: String, unsafe: Bool) {
         #expect(ChildSafetyModerator().check(text).allowed == !unsafe, "\(text): \(String(describing: ChildSafetyModerator().check(text)))")

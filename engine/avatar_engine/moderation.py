@@ -33,7 +33,7 @@ EXAMPLES_FILE = Path(__file__).resolve().parent / "data" / "child_safety_example
 # fresh sets (the fourth: ordinary Russian typed in Latin letters and short openers, which were flagged because
 # most transliterated and short examples were unsafe ones).
 EXAMPLE_FILES = [EXAMPLES_FILE] + [EXAMPLES_FILE.with_name(f"child_safety_examples_{n}.json")
-                                   for n in ("more", "third", "fourth")]
+                                   for n in ("more", "third", "fourth", "fifth")]
 MODEL_FILE = "e5-small/e5-small-q4.bin"
 K = 2
 MARGIN = 0.02

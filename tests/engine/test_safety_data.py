@@ -30,9 +30,10 @@ def evaluation_turns() -> dict[str, str]:
     return turns
 
 
-def test_there_are_three_evaluation_sets_besides_the_split():
+def test_there_are_four_evaluation_sets_besides_the_split():
     names = [path.name for path, split in EVALUATION_SETS if split is None]
-    assert names == ["child_safety_fresh.json", "child_safety_fresh2.json", "child_safety_fresh3.json"]
+    assert names == ["child_safety_fresh.json", "child_safety_fresh2.json", "child_safety_fresh3.json",
+                     "child_safety_fresh4.json"]
 
 
 def test_examples_never_contain_an_evaluation_text():
