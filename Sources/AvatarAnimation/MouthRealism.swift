@@ -78,12 +78,28 @@ public struct MouthRealism: Sendable, Equatable {
 
     /// Marks the largest flat region of the interior in green (to look at where a guard fails).
     public static func markFlatRegion(_ image: inout RGBImage, points: [Point2]) {
+        for i in flatRegion(image, points: points) {
+            image.pixels[3 * i] = 0
+            image.pixels[3 * i + 1] = 255
+            image.pixels[3 * i + 2] = 0
+        }
+    }
+
+    /// Per frame pixel (y × size + x): inside the moved inner lip contour (the interior the guards measure).
+    public static func interiorMask(points: [Point2], size: Int = FaceRig.size) -> [Bool] {
+        let inner = (FaceIndex.upperInnerLip + FaceIndex.lowerInnerLip.reversed()).map { points[$0] }
+        return (0..<(size * size)).map { FaceRig.contains(inner, Point2(Double($0 % size), Double($0 / size))) }
+    }
+
+    /// The largest flat region of the interior (as `flatShare` measures it): indices of its pixels in the frame
+    /// (y × width + x).
+    public static func flatRegion(_ image: RGBImage, points: [Point2]) -> [Int] {
         let outer = (FaceIndex.upperOuterLip + FaceIndex.lowerOuterLip.reversed()).map { points[$0] }
         let inner = (FaceIndex.upperInnerLip + FaceIndex.lowerInnerLip.reversed()).map { points[$0] }
         let size = image.width
         let minX = max(0, Int(floor(outer.map(\.x).min()!))), maxX = min(size - 1, Int(ceil(outer.map(\.x).max()!)))
         let minY = max(0, Int(floor(outer.map(\.y).min()!))), maxY = min(size - 1, Int(ceil(outer.map(\.y).max()!)))
-        guard minX < maxX, minY < maxY else { return }
+        guard minX < maxX, minY < maxY else { return [] }
         let w = maxX - minX + 1, h = maxY - minY + 1
         var luma = [Double](repeating: .nan, count: w * h)
         for y in minY...maxY {
@@ -92,12 +108,7 @@ public struct MouthRealism: Sendable, Equatable {
                 luma[(y - minY) * w + (x - minX)] = 0.299 * Double(image.pixels[i]) + 0.587 * Double(image.pixels[i + 1]) + 0.114 * Double(image.pixels[i + 2])
             }
         }
-        for j in largestFlatRegionPixels(luma, width: w, height: h) {
-            let i = ((minY + j / w) * size + minX + j % w) * 3
-            image.pixels[i] = 0
-            image.pixels[i + 1] = 255
-            image.pixels[i + 2] = 0
-        }
+        return largestFlatRegionPixels(luma, width: w, height: h).map { (minY + $0 / w) * size + minX + $0 % w }
     }
 
     static func largestFlatRegionPixels(_ luma: [Double], width: Int, height: Int) -> [Int] {

@@ -130,9 +130,34 @@ struct BenchRealism: AsyncParsableCommand {
                 let expression = ExpressionTrack(duration: Double(track.shapes.count) / track.fps, emotion: .neutral, intensity: 0)
                 try FileManager.default.createDirectory(atPath: framesDir, withIntermediateDirectories: true)
                 let worst = MouthRealismSummary.pose(summary.flatWorstFrame, expression: expression, track: track)
-                var marked = renderer.render(worst)
-                MouthRealism.markFlatRegion(&marked, points: renderer.deform(worst))
-                try await marked.write(to: framesDir + "/" + ((name as NSString).deletingPathExtension) + "-worst-flat-\(summary.flatWorstFrame).png")
+                let rendered = renderer.render(worst)
+                let region = MouthRealism.flatRegion(rendered, points: renderer.deform(worst))
+                // Drawn or the photo's own pixels? Those that change when the photo does (see `photoSourced`).
+                let sourced = renderer.photoSourced(worst)
+                let fromPhoto = region.filter { sourced[$0] }.count
+                let lumas = region.map { 0.299 * Double(rendered.pixels[3 * $0]) + 0.587 * Double(rendered.pixels[3 * $0 + 1]) + 0.114 * Double(rendered.pixels[3 * $0 + 2]) }
+                let xs = region.map { $0 % FaceRig.size }, ys = region.map { $0 / FaceRig.size }
+                if !region.isEmpty {
+                    print(String(format: "  %@: worst flat region: frame %d, %d px at x %d–%d, y %d–%d, luminance %.0f–%.0f; %d px drawn, %d px the photo's own (copied or an edge)",
+                                 name, summary.flatWorstFrame, region.count, xs.min()!, xs.max()!, ys.min()!, ys.max()!, lumas.min()!, lumas.max()!, region.count - fromPhoto, fromPhoto))
+                }
+                var marked = rendered
+                for i in region {
+                    marked.pixels[3 * i] = 0
+                    marked.pixels[3 * i + 1] = 255
+                    marked.pixels[3 * i + 2] = 0
+                }
+                let stem = framesDir + "/" + ((name as NSString).deletingPathExtension) + "-worst-flat-\(summary.flatWorstFrame)"
+                try await marked.write(to: stem + ".png")
+                // The same frame with the flat region green where drawn, yellow where the photo's own, and every other
+                // photo-sourced pixel inside the mouth tinted blue.
+                var sources = rendered
+                let interior = MouthRealism.interiorMask(points: renderer.deform(worst))
+                for i in sourced.indices where sourced[i] && interior[i] {
+                    sources.pixels[3 * i + 2] = 255
+                }
+                for i in region { (sources.pixels[3 * i], sources.pixels[3 * i + 1], sources.pixels[3 * i + 2]) = sourced[i] ? (255, 255, 0) : (0, 255, 0) }
+                try await sources.write(to: stem + "-sources.png")
             }
             if sheet != nil || framesDir != nil { rows.append(try await sheetRow(renderer, name: name)) }
         }
