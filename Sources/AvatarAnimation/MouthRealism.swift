@@ -85,6 +85,27 @@ public struct MouthRealism: Sendable, Equatable {
         }
     }
 
+    /// A diagnostic, not a guard: the largest flat region (as `flatShare`, a share of the same box) among the
+    /// interior pixels for which `keep` (per frame pixel) holds — e.g. only the drawn ones
+    /// (`FaceRenderer.photoSourced` false), to tell what the painter draws from a smiling photo's own teeth.
+    public static func flatShare(_ image: RGBImage, points: [Point2], keep: [Bool]) -> Double {
+        let outer = (FaceIndex.upperOuterLip + FaceIndex.lowerOuterLip.reversed()).map { points[$0] }
+        let inner = (FaceIndex.upperInnerLip + FaceIndex.lowerInnerLip.reversed()).map { points[$0] }
+        let size = image.width
+        let minX = max(0, Int(floor(outer.map(\.x).min()!))), maxX = min(size - 1, Int(ceil(outer.map(\.x).max()!)))
+        let minY = max(0, Int(floor(outer.map(\.y).min()!))), maxY = min(size - 1, Int(ceil(outer.map(\.y).max()!)))
+        guard minX < maxX, minY < maxY else { return 0 }
+        let w = maxX - minX + 1, h = maxY - minY + 1
+        var luma = [Double](repeating: .nan, count: w * h)
+        for y in minY...maxY {
+            for x in minX...maxX where keep[y * size + x] && FaceRig.contains(inner, Point2(Double(x), Double(y))) {
+                let i = (y * size + x) * 3
+                luma[(y - minY) * w + (x - minX)] = 0.299 * Double(image.pixels[i]) + 0.587 * Double(image.pixels[i + 1]) + 0.114 * Double(image.pixels[i + 2])
+            }
+        }
+        return Double(largestFlatRegion(luma, width: w, height: h)) / Double(w * h)
+    }
+
     /// Per frame pixel (y × size + x): inside the moved inner lip contour (the interior the guards measure).
     public static func interiorMask(points: [Point2], size: Int = FaceRig.size) -> [Bool] {
         let inner = (FaceIndex.upperInnerLip + FaceIndex.lowerInnerLip.reversed()).map { points[$0] }
@@ -208,6 +229,8 @@ public struct MouthRealismSummary: Sendable {
     /// The clip frame with the worst flat region (to look at).
     public var flatWorstFrame: Int
     public var flatMedian: Double
+    /// Frames whose flat region is over the target (1 % of the box).
+    public var flatOverTarget: Int
     /// Worst flat region over lips and interior (`MouthRealism.flatShareWithLips`).
     public var flatWithLipsWorst: Double
     public var whiteWorst: Double
@@ -250,6 +273,7 @@ public struct MouthRealismSummary: Sendable {
         let n = Double(max(flat.count, 1))
         let worst = flat.indices.max { flat[$0] < flat[$1] }.map { indices[$0] } ?? 0
         return MouthRealismSummary(frames: flat.count, flatWorst: flat.max() ?? 0, flatWorstFrame: worst, flatMedian: flat.sorted().dropFirst(flat.count / 2).first ?? 0,
+                                   flatOverTarget: flat.filter { $0 > 0.01 }.count,
                                    flatWithLipsWorst: withLips.max() ?? 0,
                                    whiteWorst: white.max() ?? 0, whiteMean: white.reduce(0, +) / n,
                                    hueMean: hue.isEmpty ? 0 : hue.reduce(0, +) / Double(hue.count), hueWorst: hue.max() ?? 0, hueFrames: hue.count,

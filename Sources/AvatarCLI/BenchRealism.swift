@@ -41,6 +41,9 @@ struct BenchRealism: AsyncParsableCommand {
     @Flag(help: "Only write --sheet / --frames-dir (no measurement).")
     var sheetOnly = false
 
+    @Flag(help: "Also report, as a diagnostic, the worst flat region among the drawn interior pixels only (without a smiling photo's own teeth; renders every frame twice).")
+    var drawnOnly = false
+
     @Option(help: "Write each photo's sheet poses as full 512² PNG frames into this folder.")
     var framesDir: String?
 
@@ -125,6 +128,19 @@ struct BenchRealism: AsyncParsableCommand {
             }
             print(String(format: "%@ | %d | %.2f / %.2f | %.2f | %.2f / %.3f | %.1f / %.1f (%d frames) | %@", name, summary.frames, 100 * summary.flatWorst, 100 * summary.flatMedian, 100 * summary.flatWithLipsWorst,
                          100 * summary.whiteWorst, 100 * summary.whiteMean, summary.hueMean, summary.hueWorst, summary.hueFrames, mediapipe))
+            print(String(format: "  %@: %d of %d frames have a flat region over 1 %% of the box", name, summary.flatOverTarget, summary.frames))
+            if drawnOnly {
+                let expression = ExpressionTrack(duration: Double(track.shapes.count) / track.fps, emotion: .neutral, intensity: 0)
+                var worst = (0.0, 0), over = 0
+                for k in summary.frameIndices {
+                    let pose = MouthRealismSummary.pose(k, expression: expression, track: track)
+                    let drawn = renderer.photoSourced(pose).map { !$0 }
+                    let share = MouthRealism.flatShare(renderer.render(pose), points: renderer.deform(pose), keep: drawn)
+                    if share > worst.0 { worst = (share, k) }
+                    if share > 0.01 { over += 1 }
+                }
+                print(String(format: "  %@: drawn pixels only (diagnostic): worst flat region %.2f %% of the box (frame %d), %d frames over 1 %%", name, 100 * worst.0, worst.1, over))
+            }
             if let framesDir {
                 // The frame with the worst flat region, to look at.
                 let expression = ExpressionTrack(duration: Double(track.shapes.count) / track.fps, emotion: .neutral, intensity: 0)
