@@ -39,6 +39,24 @@ public struct FaceRenderer: Sendable {
         palette = MouthPalette(rig: rig)
     }
 
+    init(rig: FaceRig, palette: MouthPalette) {
+        self.rig = rig
+        self.palette = palette
+    }
+
+    /// To look at where a frame's pixels come from (`avatar bench realism --frames-dir`): true for every pixel
+    /// of the frame for `pose` that depends on the photo (warped, or a smiling photo's own teeth copied into the
+    /// mouth, or a drawn pixel's anti-aliased edge), false where the painter drew it from the palette alone.
+    /// Renders the frame again from the photo with every bit 7 flipped and the same palette, and compares.
+    public func photoSourced(_ pose: FacePose) -> [Bool] {
+        var altered = rig
+        altered.image.pixels = rig.image.pixels.map { $0 ^ 0x80 }
+        let a = render(pose).pixels, b = FaceRenderer(rig: altered, palette: palette).render(pose).pixels
+        var changed = [Bool](repeating: false, count: a.count / 3)
+        for i in a.indices where a[i] != b[i] { changed[i / 3] = true }
+        return changed
+    }
+
     /// The mouth interior's colours as measured from the photo (teeth, lips, cavity, tongue, grain).
     public var mouthColors: String { palette.summary }
 

@@ -7,8 +7,8 @@ import Foundation
 public struct FaceRig: Sendable {
     public static let size = 512
 
-    /// The aligned crop the mesh samples from.
-    public let image: RGBImage
+    /// The aligned crop the mesh samples from (settable inside the module only for `FaceRenderer.photoSourced`).
+    public internal(set) var image: RGBImage
     /// Neutral vertex positions in crop pixels: the 478 landmarks, then the outer rings.
     public let points: [Point2]
     /// Mesh triangles, without the ones inside the lips (the mouth interior is drawn there).

@@ -161,6 +161,8 @@ extension FaceRenderer {
         var throat = 0.0, throatY = 0.0, throatHeight = 1.0
         /// The photo's side light at this column (a factor around 1).
         var side = 1.0
+        /// Pixels from the nearer mouth corner (along the mouth).
+        var fromCorner = 0.0
     }
 
     /// Tooth widths from the middle outwards (central incisor, lateral incisor, canine, two premolars) as shares
@@ -231,7 +233,8 @@ extension FaceRenderer {
             let a = min(max(c.across, 0), 1)
             let fromMiddle = abs(a - 0.5)
             c.light = 0.3 + 0.7 * pow(sin(.pi * a), 0.7)
-            c.teethShare = Self.smoothstep(0.04, 0.14, min(a, 1 - a))
+            // The side teeth (premolars) reach nearly to the corners, in the corners' shade.
+            c.teethShare = Self.smoothstep(0.02, 0.08, min(a, 1 - a))
             // Which tooth, and where in it (0…1 from its inner side).
             let (index, within, width) = Self.tooth(fromMiddle, Self.toothWidths)
             let toBoundary = min(within, 1 - within) * width * (right - left)
@@ -265,6 +268,7 @@ extension FaceRenderer {
             c.throatY = throatTop + 0.55 * (throatBottom - throatTop)
             c.throatHeight = max(0.5 * (throatBottom - throatTop), 1)
             c.side = 1 + 2 * palette.sideLight * (a - 0.5)
+            c.fromCorner = min(a, 1 - a) * (right - left)
             columns[x - minX] = c
         }
 
@@ -367,7 +371,8 @@ extension FaceRenderer {
         // front does not reach; over about a pixel at the crop's scale, following each tooth's rounded edge.
         // Below that the opening is lit from the bottom up: the floor of the mouth (the tongue) faces the light
         // coming in over the lower lip, the wall right under the palate does not, so the pocket under the teeth
-        // brightens downwards (a gradient, not one black).
+        // brightens downwards (a gradient, not one black): from 0.55 of the cavity's light right under the teeth to
+        // 2.35 at the floor, steep enough in a narrow pocket that no band of equal light runs along it.
         var teethShade = 1.0
         var fromPalate = 1.0
         let underTeeth = y - c.teethBottom
@@ -376,7 +381,7 @@ extension FaceRenderer {
             if share > 0 {
                 teethShade = 1 - 0.6 * share * exp(-max(underTeeth, 0) / max(0.8, 0.012 * w))
                 let rise = Self.smoothstep(0, 1, underTeeth / max(floor - c.teethBottom, 1))
-                fromPalate = 1 + share * (0.6 * rise - 0.25)
+                fromPalate = 1 + share * (1.8 * rise - 0.45)
             }
         }
         // The bottom of the opening is a crevice too: just above it less light reaches the tongue and cavity, so a
@@ -403,7 +408,9 @@ extension FaceRenderer {
         let cornerness = 1 - Self.smoothstep(0.06, 0.22, min(c.across, 1 - c.across))
         if cornerness > 0 {
             let edge = max(min(fromTop, fromBottom), 0)
-            let wrap = 0.8 * cornerness * exp(-edge / (0.04 * w))
+            // At the corner itself the lining is all there is: lit like the lips, turning into the dark over a few
+            // pixels from the corner inwards (a gradient, not a dark wedge).
+            let wrap = 0.85 * max(cornerness * exp(-edge / (0.04 * w)), exp(-c.fromCorner / (0.05 * w)))
             let shade = 0.55 * c.side
             color = Self.blend(color, (p.lips.0 * shade, p.lips.1 * shade, p.lips.2 * shade), wrap)
         }

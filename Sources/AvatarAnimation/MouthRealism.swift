@@ -78,12 +78,49 @@ public struct MouthRealism: Sendable, Equatable {
 
     /// Marks the largest flat region of the interior in green (to look at where a guard fails).
     public static func markFlatRegion(_ image: inout RGBImage, points: [Point2]) {
+        for i in flatRegion(image, points: points) {
+            image.pixels[3 * i] = 0
+            image.pixels[3 * i + 1] = 255
+            image.pixels[3 * i + 2] = 0
+        }
+    }
+
+    /// A diagnostic, not a guard: the largest flat region (as `flatShare`, a share of the same box) among the
+    /// interior pixels for which `keep` (per frame pixel) holds — e.g. only the drawn ones
+    /// (`FaceRenderer.photoSourced` false), to tell what the painter draws from a smiling photo's own teeth.
+    public static func flatShare(_ image: RGBImage, points: [Point2], keep: [Bool]) -> Double {
         let outer = (FaceIndex.upperOuterLip + FaceIndex.lowerOuterLip.reversed()).map { points[$0] }
         let inner = (FaceIndex.upperInnerLip + FaceIndex.lowerInnerLip.reversed()).map { points[$0] }
         let size = image.width
         let minX = max(0, Int(floor(outer.map(\.x).min()!))), maxX = min(size - 1, Int(ceil(outer.map(\.x).max()!)))
         let minY = max(0, Int(floor(outer.map(\.y).min()!))), maxY = min(size - 1, Int(ceil(outer.map(\.y).max()!)))
-        guard minX < maxX, minY < maxY else { return }
+        guard minX < maxX, minY < maxY else { return 0 }
+        let w = maxX - minX + 1, h = maxY - minY + 1
+        var luma = [Double](repeating: .nan, count: w * h)
+        for y in minY...maxY {
+            for x in minX...maxX where keep[y * size + x] && FaceRig.contains(inner, Point2(Double(x), Double(y))) {
+                let i = (y * size + x) * 3
+                luma[(y - minY) * w + (x - minX)] = 0.299 * Double(image.pixels[i]) + 0.587 * Double(image.pixels[i + 1]) + 0.114 * Double(image.pixels[i + 2])
+            }
+        }
+        return Double(largestFlatRegion(luma, width: w, height: h)) / Double(w * h)
+    }
+
+    /// Per frame pixel (y × size + x): inside the moved inner lip contour (the interior the guards measure).
+    public static func interiorMask(points: [Point2], size: Int = FaceRig.size) -> [Bool] {
+        let inner = (FaceIndex.upperInnerLip + FaceIndex.lowerInnerLip.reversed()).map { points[$0] }
+        return (0..<(size * size)).map { FaceRig.contains(inner, Point2(Double($0 % size), Double($0 / size))) }
+    }
+
+    /// The largest flat region of the interior (as `flatShare` measures it): indices of its pixels in the frame
+    /// (y × width + x).
+    public static func flatRegion(_ image: RGBImage, points: [Point2]) -> [Int] {
+        let outer = (FaceIndex.upperOuterLip + FaceIndex.lowerOuterLip.reversed()).map { points[$0] }
+        let inner = (FaceIndex.upperInnerLip + FaceIndex.lowerInnerLip.reversed()).map { points[$0] }
+        let size = image.width
+        let minX = max(0, Int(floor(outer.map(\.x).min()!))), maxX = min(size - 1, Int(ceil(outer.map(\.x).max()!)))
+        let minY = max(0, Int(floor(outer.map(\.y).min()!))), maxY = min(size - 1, Int(ceil(outer.map(\.y).max()!)))
+        guard minX < maxX, minY < maxY else { return [] }
         let w = maxX - minX + 1, h = maxY - minY + 1
         var luma = [Double](repeating: .nan, count: w * h)
         for y in minY...maxY {
@@ -92,12 +129,7 @@ public struct MouthRealism: Sendable, Equatable {
                 luma[(y - minY) * w + (x - minX)] = 0.299 * Double(image.pixels[i]) + 0.587 * Double(image.pixels[i + 1]) + 0.114 * Double(image.pixels[i + 2])
             }
         }
-        for j in largestFlatRegionPixels(luma, width: w, height: h) {
-            let i = ((minY + j / w) * size + minX + j % w) * 3
-            image.pixels[i] = 0
-            image.pixels[i + 1] = 255
-            image.pixels[i + 2] = 0
-        }
+        return largestFlatRegionPixels(luma, width: w, height: h).map { (minY + $0 / w) * size + minX + $0 % w }
     }
 
     static func largestFlatRegionPixels(_ luma: [Double], width: Int, height: Int) -> [Int] {
@@ -197,6 +229,8 @@ public struct MouthRealismSummary: Sendable {
     /// The clip frame with the worst flat region (to look at).
     public var flatWorstFrame: Int
     public var flatMedian: Double
+    /// Frames whose flat region is over the target (1 % of the box).
+    public var flatOverTarget: Int
     /// Worst flat region over lips and interior (`MouthRealism.flatShareWithLips`).
     public var flatWithLipsWorst: Double
     public var whiteWorst: Double
@@ -239,6 +273,7 @@ public struct MouthRealismSummary: Sendable {
         let n = Double(max(flat.count, 1))
         let worst = flat.indices.max { flat[$0] < flat[$1] }.map { indices[$0] } ?? 0
         return MouthRealismSummary(frames: flat.count, flatWorst: flat.max() ?? 0, flatWorstFrame: worst, flatMedian: flat.sorted().dropFirst(flat.count / 2).first ?? 0,
+                                   flatOverTarget: flat.filter { $0 > 0.01 }.count,
                                    flatWithLipsWorst: withLips.max() ?? 0,
                                    whiteWorst: white.max() ?? 0, whiteMean: white.reduce(0, +) / n,
                                    hueMean: hue.isEmpty ? 0 : hue.reduce(0, +) / Double(hue.count), hueWorst: hue.max() ?? 0, hueFrames: hue.count,

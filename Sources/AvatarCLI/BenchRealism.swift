@@ -41,6 +41,9 @@ struct BenchRealism: AsyncParsableCommand {
     @Flag(help: "Only write --sheet / --frames-dir (no measurement).")
     var sheetOnly = false
 
+    @Flag(help: "Also report, as a diagnostic, the worst flat region among the drawn interior pixels only (without a smiling photo's own teeth; renders every frame twice).")
+    var drawnOnly = false
+
     @Option(help: "Write each photo's sheet poses as full 512² PNG frames into this folder.")
     var framesDir: String?
 
@@ -125,14 +128,52 @@ struct BenchRealism: AsyncParsableCommand {
             }
             print(String(format: "%@ | %d | %.2f / %.2f | %.2f | %.2f / %.3f | %.1f / %.1f (%d frames) | %@", name, summary.frames, 100 * summary.flatWorst, 100 * summary.flatMedian, 100 * summary.flatWithLipsWorst,
                          100 * summary.whiteWorst, 100 * summary.whiteMean, summary.hueMean, summary.hueWorst, summary.hueFrames, mediapipe))
+            print(String(format: "  %@: %d of %d frames have a flat region over 1 %% of the box", name, summary.flatOverTarget, summary.frames))
+            if drawnOnly {
+                let expression = ExpressionTrack(duration: Double(track.shapes.count) / track.fps, emotion: .neutral, intensity: 0)
+                var worst = (0.0, 0), over = 0
+                for k in summary.frameIndices {
+                    let pose = MouthRealismSummary.pose(k, expression: expression, track: track)
+                    let drawn = renderer.photoSourced(pose).map { !$0 }
+                    let share = MouthRealism.flatShare(renderer.render(pose), points: renderer.deform(pose), keep: drawn)
+                    if share > worst.0 { worst = (share, k) }
+                    if share > 0.01 { over += 1 }
+                }
+                print(String(format: "  %@: drawn pixels only (diagnostic): worst flat region %.2f %% of the box (frame %d), %d frames over 1 %%", name, 100 * worst.0, worst.1, over))
+            }
             if let framesDir {
                 // The frame with the worst flat region, to look at.
                 let expression = ExpressionTrack(duration: Double(track.shapes.count) / track.fps, emotion: .neutral, intensity: 0)
                 try FileManager.default.createDirectory(atPath: framesDir, withIntermediateDirectories: true)
                 let worst = MouthRealismSummary.pose(summary.flatWorstFrame, expression: expression, track: track)
-                var marked = renderer.render(worst)
-                MouthRealism.markFlatRegion(&marked, points: renderer.deform(worst))
-                try await marked.write(to: framesDir + "/" + ((name as NSString).deletingPathExtension) + "-worst-flat-\(summary.flatWorstFrame).png")
+                let rendered = renderer.render(worst)
+                let region = MouthRealism.flatRegion(rendered, points: renderer.deform(worst))
+                // Drawn or the photo's own pixels? Those that change when the photo does (see `photoSourced`).
+                let sourced = renderer.photoSourced(worst)
+                let fromPhoto = region.filter { sourced[$0] }.count
+                let lumas = region.map { 0.299 * Double(rendered.pixels[3 * $0]) + 0.587 * Double(rendered.pixels[3 * $0 + 1]) + 0.114 * Double(rendered.pixels[3 * $0 + 2]) }
+                let xs = region.map { $0 % FaceRig.size }, ys = region.map { $0 / FaceRig.size }
+                if !region.isEmpty {
+                    print(String(format: "  %@: worst flat region: frame %d, %d px at x %d–%d, y %d–%d, luminance %.0f–%.0f; %d px drawn, %d px the photo's own (copied or an edge)",
+                                 name, summary.flatWorstFrame, region.count, xs.min()!, xs.max()!, ys.min()!, ys.max()!, lumas.min()!, lumas.max()!, region.count - fromPhoto, fromPhoto))
+                }
+                var marked = rendered
+                for i in region {
+                    marked.pixels[3 * i] = 0
+                    marked.pixels[3 * i + 1] = 255
+                    marked.pixels[3 * i + 2] = 0
+                }
+                let stem = framesDir + "/" + ((name as NSString).deletingPathExtension) + "-worst-flat-\(summary.flatWorstFrame)"
+                try await marked.write(to: stem + ".png")
+                // The same frame with the flat region green where drawn, yellow where the photo's own, and every other
+                // photo-sourced pixel inside the mouth tinted blue.
+                var sources = rendered
+                let interior = MouthRealism.interiorMask(points: renderer.deform(worst))
+                for i in sourced.indices where sourced[i] && interior[i] {
+                    sources.pixels[3 * i + 2] = 255
+                }
+                for i in region { (sources.pixels[3 * i], sources.pixels[3 * i + 1], sources.pixels[3 * i + 2]) = sourced[i] ? (255, 255, 0) : (0, 255, 0) }
+                try await sources.write(to: stem + "-sources.png")
             }
             if sheet != nil || framesDir != nil { rows.append(try await sheetRow(renderer, name: name)) }
         }
