@@ -59,6 +59,7 @@ PROBE_THRESHOLD_LENIENT = 0.98
 # Chosen with C and the threshold by grouped 10-fold cross-validation on the training texts (scripts/safety_cv.py):
 # on 1776 texts C 30, threshold 0.75, no floor 90.1 % caught / 4.8 % ordinary flagged; threshold 0.6 with the floor
 # 92.4 % / 4.3 %; on the 1749 left after removing lines equal to evaluation texts, the latter 92.4 % / 4.8 %.
+# With the fifth writer's file (2057 texts, the added ones hard by design) the same settings give 91.2 % / 6.5 %.
 PROBE_FLOOR = -0.01
 MAX_TEXTS = 32
 MAX_CHARS = 2000
