@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from axe_selenium_python import Axe
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
@@ -17,7 +18,9 @@ CONSENT = {"givenBy": "Test Person", "basis": "self", "grantedAt": "2026-11-30"}
 
 
 def wait(driver, seconds: float = 30):
-    return WebDriverWait(driver, seconds, poll_frequency=0.1)
+    # The client re-renders a view when its data arrives: an element a poll found can be replaced before the poll
+    # reads it. That is "not yet", not a failure (a CI run failed so right after switching avatars).
+    return WebDriverWait(driver, seconds, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,))
 
 
 def css(driver, selector: str):
