@@ -163,6 +163,8 @@ extension FaceRenderer {
         var side = 1.0
         /// Pixels from the nearer mouth corner (along the mouth).
         var fromCorner = 0.0
+        /// Where across its tooth this column is: 0 at the tooth's middle, 1 at its sides (upper and lower row).
+        var toothSide = 0.0, lowerToothSide = 0.0
     }
 
     /// Tooth widths from the middle outwards (central incisor, lateral incisor, canine, two premolars) as shares
@@ -242,6 +244,8 @@ extension FaceRenderer {
             let lowerTooth = Self.tooth(fromMiddle, Self.lowerToothWidths)
             let toLowerBoundary = min(lowerTooth.within, 1 - lowerTooth.within) * lowerTooth.width * (right - left)
             c.lowerSeparation = exp(-toLowerBoundary * toLowerBoundary / 0.5)
+            c.toothSide = abs(2 * within - 1)
+            c.lowerToothSide = abs(2 * lowerTooth.within - 1)
             // The edge follows the lip's curve, rises towards the corners, each tooth rounded at its corners,
             // the canine a little pointed, the lateral incisors a little shorter.
             let corner = min(within, 1 - within)
@@ -274,6 +278,9 @@ extension FaceRenderer {
 
         // Grain and surfaces move with the mouth: the palate and cavity with the upper lip, the tongue with the
         // lower lip (the jaw).
+        // The surfaces' relief has the same size relative to the mouth whatever the photo's scale (a small face's
+        // mouth does not get coarser blotches than a large one's).
+        let surfaceScale = Self.surfaceMouthWidth / w
         let anchorX = Int(points[13].x.rounded()), anchorY = Int(points[13].y.rounded())
         let lowerX = Int(points[14].x.rounded()), lowerY = Int(points[14].y.rounded())
         var sample = (UInt8(0), UInt8(0), UInt8(0))
@@ -309,8 +316,10 @@ extension FaceRenderer {
                         }
                         let yc = min(max(py, c.top), c.bottom)
                         // Wet, uneven surfaces (see `surfaceTexture`).
-                        let upperSurface = Double(surface[((y - anchorY + 128) & 255) << 8 | ((x - anchorX + 128) & 255)])
-                        let lowerSurface = Double(surface[((y - lowerY + 64) & 255) << 8 | ((x - lowerX + 96) & 255)])
+                        let ux = Int((Double(x - anchorX) * surfaceScale).rounded(.down)), uy = Int((Double(y - anchorY) * surfaceScale).rounded(.down))
+                        let lx = Int((Double(x - lowerX) * surfaceScale).rounded(.down)), ly = Int((Double(y - lowerY) * surfaceScale).rounded(.down))
+                        let upperSurface = Double(surface[((uy + 128) & 255) << 8 | ((ux + 128) & 255)])
+                        let lowerSurface = Double(surface[((ly + 64) & 255) << 8 | ((lx + 96) & 255)])
                         var drawn = true
                         var color = interiorColor(c, yc, gap, w, upperSurface, lowerSurface, sampled, photo.baseAddress!, &drawn)
                         if drawn {
@@ -419,7 +428,7 @@ extension FaceRenderer {
         // Lower teeth: only at wide openings, in the upper teeth's shadow.
         if c.lowerEdge < c.bottom - 0.5, y > c.lowerEdge - 0.5 {
             let t = min(max((c.bottom - y) / max(c.bottom - c.lowerEdge, 1), 0), 1)
-            let light = (0.5 + 0.2 * Self.smoothstep(0, 0.6, t)) * c.light * c.side * shadow * (1 - 0.3 * c.lowerSeparation)
+            let light = (0.5 + 0.2 * Self.smoothstep(0, 0.6, t)) * c.light * c.side * shadow * (1 - 0.3 * c.lowerSeparation) * (1 - Self.toothRoundness * c.lowerToothSide * c.lowerToothSide)
             let alpha = min(max(y - c.lowerEdge + 0.5, 0), 1) * c.teethShare
             color = Self.blend(color, (p.shadedTeeth.0 * light, p.shadedTeeth.1 * light, p.shadedTeeth.2 * light), alpha)
         }
@@ -429,6 +438,8 @@ extension FaceRenderer {
             let t = min(max(fromTop / span, 0), 1)
             var light = (0.62 + 0.38 * Self.smoothstep(0, 0.55, t)) * c.light * c.side * shadow * (1 + 0.04 * upperSurface)
             light *= 1 - c.separation * (0.06 + 0.22 * t)
+            // Each tooth is rounded across (a labial face, not a flat plate): a little darker towards its sides.
+            light *= 1 - Self.toothRoundness * c.toothSide * c.toothSide
             let edge = Self.smoothstep(0.8, 1, t)
             let alpha = min(max(c.upperEdge - y + 0.5, 0), 1) * c.teethShare
             // Lit in the middle of the tooth, the mouth's shade (and hue) under the lip and in a narrow gap.
@@ -456,10 +467,15 @@ extension FaceRenderer {
     static let surfaceRelief = 0.6
     static let surfaceLift = 6.0
     static let tongueRelief = 0.3
+    /// How much darker a tooth is at its sides than in its middle (it curves away from the light).
+    static let toothRoundness = 0.1
+    /// The mouth width (px) at which `surfaceTexture` is used unscaled; other mouths sample it scaled to their
+    /// width, so its features are about 6 % and 3 % of the mouth's width on every photo.
+    static let surfaceMouthWidth = 100.0
 
     /// The uneven, wet surfaces inside the mouth (palate, cheeks, tongue), 256×256 pixels around an anchor on
-    /// the lips, computed once: gradient noise of two octaves (features about 6 and 3 px across at the crop's
-    /// scale, where the mouth is about 100 px wide) on a lattice turned by 35°, so no grid or checkerboard
+    /// the lips, computed once: gradient noise of two octaves (features about 6 and 3 px across where the mouth
+    /// is 100 px wide, scaled to the mouth's width by `surfaceMouthWidth`) on a lattice turned by 35°, so no grid or checkerboard
     /// shows; about −1…1 with a standard deviation near 0.35.
     static let surfaceTexture: [Float] = {
         var texture = [Float](repeating: 0, count: 256 * 256)
