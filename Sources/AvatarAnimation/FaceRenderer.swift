@@ -84,8 +84,9 @@ public struct FaceRenderer: Sendable {
             for (i, weight) in rig.lipGapWeights {
                 let restGap = rig.lipGap(atX: rig.points[i].x)
                 let gap = restGap + (restGap > 0 ? pose.jawOpen * 0.27 * w : 0)
-                // A little past the middle: pressed lips overlap rather than leave a seam.
-                points[i].y += close * (0.5 * gap + 0.02 * w) * (weight.upper - weight.lower)
+                // They meet in the middle: pushed past it, the lips' triangles folded over each other and drew a
+                // serrated seam (the photo's lip line in zigzags).
+                points[i].y += close * 0.5 * gap * (weight.upper - weight.lower)
                 points[i].y -= teeth * (0.45 * restGap + 0.03 * w) * weight.lower
                 points[i].y -= teeth * 0.02 * w * weight.upper
             }
@@ -138,12 +139,15 @@ public struct FaceRenderer: Sendable {
         let target = deform(pose)
         var source = rig.points
         if pose.lipClose > 0 {
-            // Closed lips are drawn from the lips' own colour: the inner contour samples the photo 35 % of the
-            // way towards the outer lip edge, so a photo's teeth at the lip line do not show between closed lips.
+            // Closed lips are drawn from the lips' own colour: where the photo shows its teeth, the inner contour
+            // samples the photo 35 % of the way towards the outer lip edge, so the teeth at the lip line do not
+            // show between closed lips. Where the photo's lips already meet, they are sampled where they are (moved,
+            // the lip line bent between the contour's points into a zigzag).
             let close = min(pose.lipClose, 1)
             for (inner, outer) in zip(FaceIndex.upperInnerLip + FaceIndex.lowerInnerLip, FaceIndex.upperOuterLip + FaceIndex.lowerOuterLip)
             where !FaceIndex.mouthCorners.contains(inner) {
-                source[inner] = Point2.mix(rig.points[inner], rig.points[outer], 0.35 * close)
+                let teeth = Self.smoothstep(0, 0.04 * rig.mouthWidth, rig.lipGap(atX: rig.points[inner].x))
+                source[inner] = Point2.mix(rig.points[inner], rig.points[outer], 0.35 * close * teeth)
             }
         }
         rig.image.pixels.withUnsafeBufferPointer { src in
