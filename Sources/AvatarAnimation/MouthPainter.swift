@@ -215,6 +215,10 @@ extension FaceRenderer {
         let lowerShow = 0.06 * w * Self.smoothstep(0.2, 0.9, open)
         let tongueRaise = min(max(pose.tongueRaise, 0), 1)
 
+        // The tongue fills the floor of a wide-open mouth (half-width 0.36 of the mouth); through a small opening
+        // only its tip shows, narrower than the mouth (half-width 0.25 while the middle of the opening is under 8 %
+        // of the mouth's width, widening up to 35 %), the dark cavity beside it.
+        let tongueHalfWidth = 0.25 + 0.11 * Self.smoothstep(0.08 * w, 0.35 * w, points[14].y - points[13].y)
         var columns = [MouthColumn](repeating: MouthColumn(), count: maxX - minX + 1)
         for x in minX...maxX {
             var c = MouthColumn()
@@ -261,7 +265,7 @@ extension FaceRenderer {
             // The tongue lies on the floor of the mouth behind the lower teeth; it shows once the mouth is
             // open more than a tenth of its width, more when raised (t, d, n, l).
             let gap = c.bottom - c.top
-            let dome = max(0, 1 - pow((a - 0.5) / 0.36, 2)).squareRoot()
+            let dome = max(0, 1 - pow((a - 0.5) / tongueHalfWidth, 2)).squareRoot()
             // In a narrow gap the tongue's tip shows just behind the teeth, in their shadow.
             c.tongueTop = c.bottom - (max(0, gap - 0.08 * w) * (0.45 + 0.4 * tongueRaise) + 0.8 * lowerShow + 0.5 * min(gap, 0.08 * w)) * dome
             c.teethBottom = c.photo ? c.top + 0.7 * c.restGap : c.upperEdge
