@@ -91,6 +91,14 @@ public struct FaceRenderer: Sendable {
                 points[i].y -= teeth * 0.02 * w * weight.upper
             }
         }
+        // Inner lip contours that cross (a closed mouth's landmarks a fraction of a pixel apart, in either order;
+        // a lower lip raised to the teeth) meet at their mean instead: crossed, the lips' triangles fold over each
+        // other and the sliver between them, neither lip nor opening, is the photo's lip line stretched flat.
+        for (upper, lower) in zip(FaceIndex.upperInnerLip, FaceIndex.lowerInnerLip) where upper != lower && points[lower].y < points[upper].y {
+            let meet = (points[upper].y + points[lower].y) / 2
+            points[upper].y = meet
+            points[lower].y = meet
+        }
         for eye in rig.eyes {
             let travel = pose.blink * eye.gap
             // A real smile narrows the eyes from below.

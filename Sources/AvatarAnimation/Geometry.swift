@@ -56,7 +56,10 @@ enum Delaunay {
                 for edge in [Edge(t.a, t.b), Edge(t.b, t.c), Edge(t.c, t.a)] { edgeCount[edge, default: 0] += 1 }
             }
             for i in bad.reversed() { triangles.remove(at: i) }
-            for (edge, count) in edgeCount where count == 1 {
+            // In a fixed order, not the dictionary's (seeded per process): the same photo gives the same mesh, drawn
+            // in the same order, in every run (folded triangles at the lips overlap, and the last one drawn shows).
+            let boundary = edgeCount.filter { $0.value == 1 }.keys.sorted { ($0.u, $0.v) < ($1.u, $1.v) }
+            for edge in boundary {
                 triangles.append(withCircle(Triangle(a: edge.u, b: edge.v, c: index), all))
             }
         }

@@ -424,7 +424,8 @@ extension FaceRenderer {
             // At the corner itself the lining is all there is: lit like the lips, turning into the dark over a few
             // pixels from the corner inwards (a gradient, not a dark wedge).
             let wrap = 0.85 * max(cornerness * exp(-edge / (0.04 * w)), exp(-c.fromCorner / (0.05 * w)))
-            let shade = 0.55 * c.side
+            // The lining is as wet and uneven as the rest of the mouth (a flat lining left the corners one colour).
+            let shade = 0.55 * c.side * (1 + Self.liningRelief * upperSurface)
             color = Self.blend(color, (p.lips.0 * shade, p.lips.1 * shade, p.lips.2 * shade), wrap)
         }
         guard !c.photo, c.teethShare > 0 else { return color }
@@ -444,6 +445,9 @@ extension FaceRenderer {
             light *= 1 - c.separation * (0.06 + 0.22 * t)
             // Each tooth is rounded across (a labial face, not a flat plate): a little darker towards its sides.
             light *= 1 - Self.toothRoundness * c.toothSide * c.toothSide
+            // It also curves back towards its biting edge: its light falls off over its lower half (no flat plateau
+            // between the lip's shadow and the edge).
+            light *= 1 - Self.incisalFalloff * Self.smoothstep(0.45, 1, t)
             let edge = Self.smoothstep(0.8, 1, t)
             let alpha = min(max(c.upperEdge - y + 0.5, 0), 1) * c.teethShare
             // Lit in the middle of the tooth, the mouth's shade (and hue) under the lip and in a narrow gap.
@@ -470,9 +474,13 @@ extension FaceRenderer {
     /// the luminance levels it still adds where the cavity is nearly black; the same for the tongue.
     static let surfaceRelief = 0.6
     static let surfaceLift = 6.0
-    static let tongueRelief = 0.3
+    static let tongueRelief = 0.4
+    /// The same for the lips' inner side (the lining that wraps into the mouth towards the corners).
+    static let liningRelief = 0.6
     /// How much darker a tooth is at its sides than in its middle (it curves away from the light).
     static let toothRoundness = 0.1
+    /// How much darker a tooth is at its biting edge than at its most lit point, a little below the lip's shadow.
+    static let incisalFalloff = 0.08
     /// The mouth width (px) at which `surfaceTexture` is used unscaled; other mouths sample it scaled to their
     /// width, so its features are about 6 % and 3 % of the mouth's width on every photo.
     static let surfaceMouthWidth = 100.0
