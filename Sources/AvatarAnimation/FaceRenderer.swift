@@ -159,6 +159,10 @@ public struct FaceRenderer: Sendable {
             }
         }
         rig.image.pixels.withUnsafeBufferPointer { src in
+            // The interior first: the lips' triangles, drawn after, win where folded triangles overlap.
+            for triangle in rig.interiorTriangles {
+                warp(triangle, target, source, src.baseAddress!, out)
+            }
             for triangle in rig.triangles {
                 warp(triangle, target, source, src.baseAddress!, out)
             }

@@ -13,6 +13,10 @@ public struct FaceRig: Sendable {
     public let points: [Point2]
     /// Mesh triangles, without the ones inside the lips (the mouth interior is drawn there).
     public let triangles: [Triangle]
+    /// The triangles inside the inner lip contour. They are warped first, under everything else, so that the
+    /// painter's anti-aliased edge blends the drawn interior with the photo, never with what the frame held before
+    /// (the previous frame, or black).
+    public let interiorTriangles: [Triangle]
     /// Where the face sits in the crop.
     public let mouthCenter: Point2
     public let mouthWidth: Double
@@ -162,11 +166,13 @@ public struct FaceRig: Sendable {
         // The mesh, minus the triangles inside the inner lip contour (drawn as the mouth interior).
         let inner = Set(FaceIndex.upperInnerLip + FaceIndex.lowerInnerLip)
         let innerPolygon = (FaceIndex.upperInnerLip + FaceIndex.lowerInnerLip.reversed()).map { points[$0] }
-        triangles = Delaunay.triangulate(points).filter { t in
-            guard inner.contains(t.a), inner.contains(t.b), inner.contains(t.c) else { return true }
-            let centroid = (points[t.a] + points[t.b] + points[t.c]) * (1.0 / 3)
-            return !Self.contains(innerPolygon, centroid)
+        let mesh = Delaunay.triangulate(points)
+        func isInterior(_ t: Triangle) -> Bool {
+            guard inner.contains(t.a), inner.contains(t.b), inner.contains(t.c) else { return false }
+            return Self.contains(innerPolygon, (points[t.a] + points[t.b] + points[t.c]) * (1.0 / 3))
         }
+        triangles = mesh.filter { !isInterior($0) }
+        interiorTriangles = mesh.filter(isInterior)
     }
 
     /// The photo's gap between the inner lips at column `x` (0 outside the mouth).

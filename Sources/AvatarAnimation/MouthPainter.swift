@@ -354,20 +354,32 @@ extension FaceRenderer {
     private func interiorColor(_ c: MouthColumn, _ y: Double, _ gap: Double, _ w: Double, _ upperSurface: Double,
                                _ lowerSurface: Double, _ sampled: UnsafeMutablePointer<UInt8>, _ photo: UnsafePointer<UInt8>,
                                _ drawn: inout Bool) -> (Double, Double, Double) {
-        let p = palette
         let fromTop = y - c.top, fromBottom = c.bottom - y
         if c.photo {
-            if fromTop < c.restGap * 0.7 {
-                rig.image.sample(c.restX, c.restTop + fromTop, into: sampled, photo)
-                drawn = false
-                return (Double(sampled[0]), Double(sampled[1]), Double(sampled[2]))
-            }
-            if fromBottom < c.restGap * 0.3 {
-                rig.image.sample(c.restX, c.restTop + c.restGap - fromBottom, into: sampled, photo)
-                drawn = false
-                return (Double(sampled[0]), Double(sampled[1]), Double(sampled[2]))
+            // The photo's own interior, its edge anti-aliased: the share of this pixel row above the cut under the
+            // upper teeth (or below the one over the lower teeth) is the photo's, the rest is drawn.
+            let upper = min(max(0.7 * c.restGap - fromTop + 0.5, 0), 1)
+            let lower = min(max(0.3 * c.restGap - fromBottom + 0.5, 0), 1)
+            if upper > 0 || lower > 0 {
+                rig.image.sample(c.restX, upper > 0 ? c.restTop + fromTop : c.restTop + c.restGap - fromBottom, into: sampled, photo)
+                let own = (Double(sampled[0]), Double(sampled[1]), Double(sampled[2]))
+                let share = upper > 0 ? upper : lower
+                if share >= 1 {
+                    drawn = false
+                    return own
+                }
+                return Self.blend(paintedColor(c, y, gap, w, upperSurface, lowerSurface), own, share)
             }
         }
+        return paintedColor(c, y, gap, w, upperSurface, lowerSurface)
+    }
+
+    /// The drawn interior at height `y` of one column: cavity, tongue, the lips' lining, drawn teeth.
+    @inline(__always)
+    private func paintedColor(_ c: MouthColumn, _ y: Double, _ gap: Double, _ w: Double, _ upperSurface: Double,
+                              _ lowerSurface: Double) -> (Double, Double, Double) {
+        let p = palette
+        let fromTop = y - c.top, fromBottom = c.bottom - y
         // Cavity: lit through the opening, so darkest towards the corners, at the back (the middle of the gap) and
         // in the throat; lighter on the side the photo is lit from; an
         // uneven wet surface that still shows a little where the light is nearly gone (the photo's grain is added by the caller).

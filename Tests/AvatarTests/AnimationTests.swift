@@ -333,6 +333,24 @@ struct MouthRealismTests {
         for i in upper + lower { #expect(rest[i] == obama.points[i]) }
     }
 
+    @Test("Every pixel of a frame is drawn anew: the mouth's anti-aliased edge never shows what the frame held before",
+          arguments: ["biden", "obama", "astronaut"])
+    func nothingOfThePreviousFrame(_ name: String) async throws {
+        let renderer = FaceRenderer(rig: try await Self.rig(name))
+        var open = FacePose()
+        open.jawOpen = 0.8
+        var f = FacePose()
+        f.lipToTeeth = 1
+        for (label, pose) in [("rest", FacePose()), ("open", open), ("f", f)] {
+            var black = [UInt8](repeating: 0, count: FaceRig.size * FaceRig.size * 3)
+            var white = [UInt8](repeating: 255, count: black.count)
+            renderer.render(pose, into: &black)
+            renderer.render(pose, into: &white)
+            let differing = zip(black, white).filter { $0 != $1 }.count
+            #expect(differing == 0, "\(name) \(label): \(differing) bytes still show the frame's old content")
+        }
+    }
+
     @Test("The same photo renders the same frames in every run (the mesh does not depend on the process's hash seed)")
     func sameFramesEveryRun() async throws {
         let directory = temporaryDirectory("avatar-same-frames")
