@@ -324,16 +324,16 @@ extension FaceRenderer {
                         let lx = Int((Double(x - lowerX) * surfaceScale).rounded(.down)), ly = Int((Double(y - lowerY) * surfaceScale).rounded(.down))
                         let upperSurface = Double(surface[((uy + 128) & 255) << 8 | ((ux + 128) & 255)])
                         let lowerSurface = Double(surface[((ly + 64) & 255) << 8 | ((lx + 96) & 255)])
-                        var drawn = true
+                        var drawn = 1.0
                         var color = interiorColor(c, yc, gap, w, upperSurface, lowerSurface, sampled, photo.baseAddress!, &drawn)
-                        if drawn {
+                        if drawn > 0 {
                             // The photo's grain at this light: its own size, anchored to the mouth — the upper half of
                             // the opening (upper teeth, palate) to the upper lip, the lower half (tongue, lower teeth)
                             // to the lower lip, so the grain does not slide over what moves with the jaw.
                             let level = Int(min(max(0.299 * color.0 + 0.587 * color.1 + 0.114 * color.2, 0), 255))
                             let lower = py > (c.top + c.bottom) / 2
                             let gx = x - (lower ? lowerX : anchorX), gy = y - (lower ? lowerY : anchorY)
-                            let noise = Double(grainLevels[level] * grainTile[(gy & PhotoGrain.mask) << PhotoGrain.shift | (gx & PhotoGrain.mask)])
+                            let noise = drawn * Double(grainLevels[level] * grainTile[(gy & PhotoGrain.mask) << PhotoGrain.shift | (gx & PhotoGrain.mask)])
                             color = (color.0 + noise, color.1 + noise, color.2 + noise)
                         }
                         color = (min(max(color.0, 0), 240), min(max(color.1, 0), 240), min(max(color.2, 0), 240))
@@ -349,25 +349,36 @@ extension FaceRenderer {
         }
     }
 
-    /// The colour at height `y` of one interior column; `drawn` is false where it is the photo's own pixel.
+    /// The colour at height `y` of one interior column; `drawn` is the share of it that is drawn (0 where it is the
+    /// photo's own pixel; the photo's grain is added in that share).
     @inline(__always)
     private func interiorColor(_ c: MouthColumn, _ y: Double, _ gap: Double, _ w: Double, _ upperSurface: Double,
                                _ lowerSurface: Double, _ sampled: UnsafeMutablePointer<UInt8>, _ photo: UnsafePointer<UInt8>,
-                               _ drawn: inout Bool) -> (Double, Double, Double) {
+                               _ drawn: inout Double) -> (Double, Double, Double) {
         let fromTop = y - c.top, fromBottom = c.bottom - y
         if c.photo {
-            // The photo's own interior, its edge anti-aliased: the share of this pixel row above the cut under the
-            // upper teeth (or below the one over the lower teeth) is the photo's, the rest is drawn.
+            // The photo's own interior, its edges anti-aliased: the share of this pixel row above the cut under the
+            // upper teeth and the share below the one over the lower teeth are the photo's (at rest the two cuts
+            // meet and the pixel is all photo), the rest is drawn.
             let upper = min(max(0.7 * c.restGap - fromTop + 0.5, 0), 1)
             let lower = min(max(0.3 * c.restGap - fromBottom + 0.5, 0), 1)
             if upper > 0 || lower > 0 {
-                rig.image.sample(c.restX, upper > 0 ? c.restTop + fromTop : c.restTop + c.restGap - fromBottom, into: sampled, photo)
-                let own = (Double(sampled[0]), Double(sampled[1]), Double(sampled[2]))
-                let share = upper > 0 ? upper : lower
-                if share >= 1 {
-                    drawn = false
-                    return own
+                let total = upper + lower
+                var own = (0.0, 0.0, 0.0)
+                if upper > 0 {
+                    rig.image.sample(c.restX, c.restTop + fromTop, into: sampled, photo)
+                    let k = upper / total
+                    own = (own.0 + k * Double(sampled[0]), own.1 + k * Double(sampled[1]), own.2 + k * Double(sampled[2]))
                 }
+                if lower > 0 {
+                    rig.image.sample(c.restX, c.restTop + c.restGap - fromBottom, into: sampled, photo)
+                    let k = lower / total
+                    own = (own.0 + k * Double(sampled[0]), own.1 + k * Double(sampled[1]), own.2 + k * Double(sampled[2]))
+                }
+                // (At rest the two shares add up to 1 but for rounding.)
+                let share = total > 0.999 ? 1 : total
+                drawn = 1 - share
+                if share == 1 { return own }
                 return Self.blend(paintedColor(c, y, gap, w, upperSurface, lowerSurface), own, share)
             }
         }

@@ -351,6 +351,29 @@ struct MouthRealismTests {
         }
     }
 
+    @Test("At rest a smiling photo's mouth is its own: the middle of the interior is the photo's pixels, with no drawn line across its teeth",
+          arguments: ["obama", "astronaut"])
+    func restIsThePhoto(_ name: String) async throws {
+        let rig = try await Self.rig(name)
+        let frame = FaceRenderer(rig: rig).render(FacePose())
+        let upper = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308], lower = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
+        let polygon = (upper + lower.reversed()).map { rig.points[$0] }
+        let left = rig.points[78].x, right = rig.points[308].x, width = right - left
+        var worst = 0, measured = 0
+        for y in Int(polygon.map(\.y).min()!)...Int(polygon.map(\.y).max()!) {
+            for x in Int(left + 0.2 * width)...Int(right - 0.2 * width) {
+                // Pixels wholly inside the inner contour (their neighbours too).
+                guard [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)].allSatisfy({ Self.inside(polygon, Double(x + $0.0), Double(y + $0.1)) }) else { continue }
+                let i = (y * FaceRig.size + x) * 3
+                // The painter caps every interior pixel at 240 (no near-white), the photo's own too.
+                for c in 0..<3 { worst = max(worst, abs(Int(frame.pixels[i + c]) - min(Int(rig.image.pixels[i + c]), 240))) }
+                measured += 1
+            }
+        }
+        #expect(measured > 200, "\(name): only \(measured) interior pixels")
+        #expect(worst <= 2, "\(name): a pixel of the mouth at rest differs from the photo by \(worst) levels")
+    }
+
     @Test("The same photo renders the same frames in every run (the mesh does not depend on the process's hash seed)")
     func sameFramesEveryRun() async throws {
         let directory = temporaryDirectory("avatar-same-frames")
