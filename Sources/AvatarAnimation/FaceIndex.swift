@@ -5,6 +5,14 @@ enum FaceIndex {
     static let upperOuterLip = [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291]
     static let lowerOuterLip = [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291]
     static let mouthCorners = [61, 291, 78, 308]
+    /// The two rings of landmarks inside each lip, between its outer and inner contours (MediaPipe's 80-point lip
+    /// set), left to right like the contours: the first a third of the way in from the outer contour, the second
+    /// two thirds. Their ends lie between the mouth corners (`lipRingCorners`).
+    static let upperLipRings = [[76, 184, 74, 73, 72, 11, 302, 303, 304, 408, 306],
+                                [62, 183, 42, 41, 38, 12, 268, 271, 272, 407, 292]]
+    static let lowerLipRings = [[76, 77, 90, 180, 85, 16, 315, 404, 320, 307, 306],
+                                [62, 96, 89, 179, 86, 15, 316, 403, 319, 325, 292]]
+    static let lipRingCorners = [76, 306, 62, 292]
     static let chin = 152
     static let noseTip = 1
     static let foreheadTop = 10

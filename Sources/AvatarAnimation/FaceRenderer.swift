@@ -81,8 +81,8 @@ public struct FaceRenderer: Sendable {
             // The photo's own lip gap is closed (m, b, p: each lip half-way) or the lower lip rises to the
             // upper teeth (f, v); the lips' outer edges and the skin around follow part of the way.
             let close = min(max(pose.lipClose, 0), 1), teeth = min(max(pose.lipToTeeth, 0), 1) * (1 - close)
-            for (i, weight) in rig.lipGapWeights {
-                let restGap = rig.lipGap(atX: rig.points[i].x)
+            for (i, weight, column) in rig.lipGapWeights {
+                let restGap = rig.lipGap(atX: rig.points[column].x)
                 let gap = restGap + (restGap > 0 ? pose.jawOpen * 0.27 * w : 0)
                 // They meet in the middle: pushed past it, the lips' triangles folded over each other and drew a
                 // serrated seam (the photo's lip line in zigzags).
@@ -94,10 +94,13 @@ public struct FaceRenderer: Sendable {
         // Inner lip contours that cross (a closed mouth's landmarks a fraction of a pixel apart, in either order;
         // a lower lip raised to the teeth) meet at their mean instead: crossed, the lips' triangles fold over each
         // other and the sliver between them, neither lip nor opening, is the photo's lip line stretched flat.
+        // The rings inside each lip go with their inner edge in proportion to their depth.
         for (upper, lower) in zip(FaceIndex.upperInnerLip, FaceIndex.lowerInnerLip) where upper != lower && points[lower].y < points[upper].y {
             let meet = (points[upper].y + points[lower].y) / 2
-            points[upper].y = meet
-            points[lower].y = meet
+            for (inner, shift) in [(upper, meet - points[upper].y), (lower, meet - points[lower].y)] {
+                points[inner].y = meet
+                for (ring, depth) in rig.lipRings[inner] ?? [] { points[ring].y += shift * depth }
+            }
         }
         for eye in rig.eyes {
             let travel = pose.blink * eye.gap
@@ -150,12 +153,17 @@ public struct FaceRenderer: Sendable {
             // Closed lips are drawn from the lips' own colour: where the photo shows its teeth, the inner contour
             // samples the photo 35 % of the way towards the outer lip edge, so the teeth at the lip line do not
             // show between closed lips. Where the photo's lips already meet, they are sampled where they are (moved,
-            // the lip line bent between the contour's points into a zigzag).
+            // the lip line bent between the contour's points into a zigzag). The rings of landmarks inside the lips
+            // are drawn in towards the outer edge in proportion, so the lip's texture is squeezed evenly, not folded.
             let close = min(pose.lipClose, 1)
-            for (inner, outer) in zip(FaceIndex.upperInnerLip + FaceIndex.lowerInnerLip, FaceIndex.upperOuterLip + FaceIndex.lowerOuterLip)
-            where !FaceIndex.mouthCorners.contains(inner) {
+            let inners = FaceIndex.upperInnerLip + FaceIndex.lowerInnerLip, outers = FaceIndex.upperOuterLip + FaceIndex.lowerOuterLip
+            let rings = zip(FaceIndex.upperLipRings[0], FaceIndex.upperLipRings[1]).map { [$0, $1] }
+                + zip(FaceIndex.lowerLipRings[0], FaceIndex.lowerLipRings[1]).map { [$0, $1] }
+            for ((inner, outer), ring) in zip(zip(inners, outers), rings) where !FaceIndex.mouthCorners.contains(inner) {
                 let teeth = Self.smoothstep(0, 0.04 * rig.mouthWidth, rig.lipGap(atX: rig.points[inner].x))
-                source[inner] = Point2.mix(rig.points[inner], rig.points[outer], 0.35 * close * teeth)
+                for i in [inner] + ring {
+                    source[i] = Point2.mix(rig.points[i], rig.points[outer], 0.35 * close * teeth)
+                }
             }
         }
         rig.image.pixels.withUnsafeBufferPointer { src in
@@ -163,8 +171,10 @@ public struct FaceRenderer: Sendable {
             for triangle in rig.interiorTriangles {
                 warp(triangle, target, source, src.baseAddress!, out)
             }
-            for triangle in rig.triangles {
-                warp(triangle, target, source, src.baseAddress!, out)
+            Self.catmullRomWeights.withUnsafeBufferPointer { weights in
+                for (triangle, sharp) in zip(rig.triangles, rig.touchesLips) {
+                    warp(triangle, target, source, src.baseAddress!, out, sharp: sharp ? weights.baseAddress! : nil)
+                }
             }
         }
         paintMouth(target, pose, out)
@@ -201,7 +211,12 @@ public struct FaceRenderer: Sendable {
 
     /// Fills the destination triangle with the photo's source triangle: an affine map from destination
     /// to source pixels, walked scanline by scanline, bilinear sampling in fixed point.
-    private func warp(_ t: Triangle, _ dst: [Point2], _ src: [Point2], _ image: UnsafePointer<UInt8>, _ out: UnsafeMutablePointer<UInt8>) {
+    ///
+    /// `sharp` (the Catmull–Rom weights): Catmull–Rom (4×4 taps) instead of bilinear, for the lips: bilinear at a half-pixel shift averages
+    /// neighbours and halves the texture's variance per axis, so lips that move by fractions of a pixel soften as
+    /// they move; Catmull–Rom keeps most of it. Four times the taps, on a few percent of the frame.
+    private func warp(_ t: Triangle, _ dst: [Point2], _ src: [Point2], _ image: UnsafePointer<UInt8>, _ out: UnsafeMutablePointer<UInt8>,
+                      sharp weights: UnsafePointer<(Int, Int, Int, Int)>? = nil) {
         let size = FaceRig.size
         let q0 = dst[t.a], q1 = dst[t.b], q2 = dst[t.c]
         let det = (q1.x - q0.x) * (q2.y - q0.y) - (q2.x - q0.x) * (q1.y - q0.y)
@@ -239,6 +254,16 @@ public struct FaceRenderer: Sendable {
             var fxp = Int((sx * 65536).rounded()), fyp = Int((sy * 65536).rounded())
             let stepX = Int((ax * 65536).rounded()), stepY = Int((ay * 65536).rounded())
             var pixel = out + (y * size + x0) * 3
+            if let weights {
+                for _ in x0...x1 {
+                    let cx = min(max(fxp, 0), maxFX), cy = min(max(fyp, 0), maxFY)
+                    Self.catmullRom(image, width: width, height: height, cx >> 16, cy >> 16, (cx & 0xFFFF) >> 8, (cy & 0xFFFF) >> 8, pixel, weights: weights)
+                    fxp &+= stepX
+                    fyp &+= stepY
+                    pixel += 3
+                }
+                continue
+            }
             for _ in x0...x1 {
                 let cx = min(max(fxp, 0), maxFX), cy = min(max(fyp, 0), maxFY)
                 let ix = cx >> 16, iy = cy >> 16
@@ -252,6 +277,31 @@ public struct FaceRenderer: Sendable {
                 fyp &+= stepY
                 pixel += 3
             }
+        }
+    }
+
+    /// Catmull–Rom weights for a fraction 0…255 (of 256), each in 1/256 (they sum to 256).
+    private static let catmullRomWeights: [(Int, Int, Int, Int)] = (0..<256).map { f in
+        let t = Double(f) / 256, t2 = t * t, t3 = t2 * t
+        let w0 = Int(((-t3 + 2 * t2 - t) / 2 * 256).rounded()), w2 = Int(((-3 * t3 + 4 * t2 + t) / 2 * 256).rounded())
+        let w3 = Int(((t3 - t2) / 2 * 256).rounded())
+        return (w0, 256 - w0 - w2 - w3, w2, w3)
+    }
+
+    /// One pixel sampled with Catmull–Rom at (`ix` + `fx`/256, `iy` + `fy`/256), taps clamped to the image.
+    @inline(__always)
+    private static func catmullRom(_ image: UnsafePointer<UInt8>, width: Int, height: Int, _ ix: Int, _ iy: Int, _ fx: Int, _ fy: Int,
+                                   _ pixel: UnsafeMutablePointer<UInt8>, weights: UnsafePointer<(Int, Int, Int, Int)>) {
+        let wx = weights[fx], wy = weights[fy]
+        let x0 = max(ix - 1, 0) * 3, x1 = ix * 3, x2 = min(ix + 1, width - 1) * 3, x3 = min(ix + 2, width - 1) * 3
+        let stride = width * 3
+        let rows = (image + max(iy - 1, 0) * stride, image + iy * stride, image + min(iy + 1, height - 1) * stride, image + min(iy + 2, height - 1) * stride)
+        for c in 0..<3 {
+            @inline(__always) func across(_ row: UnsafePointer<UInt8>) -> Int {
+                Int(row[x0 + c]) * wx.0 + Int(row[x1 + c]) * wx.1 + Int(row[x2 + c]) * wx.2 + Int(row[x3 + c]) * wx.3
+            }
+            let sum = across(rows.0) * wy.0 + across(rows.1) * wy.1 + across(rows.2) * wy.2 + across(rows.3) * wy.3
+            pixel[c] = UInt8(min(max((sum + 32768) >> 16, 0), 255))
         }
     }
 

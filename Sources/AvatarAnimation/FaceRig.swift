@@ -17,6 +17,10 @@ public struct FaceRig: Sendable {
     /// painter's anti-aliased edge blends the drawn interior with the photo, never with what the frame held before
     /// (the previous frame, or black).
     public let interiorTriangles: [Triangle]
+    /// Per triangle of `triangles`: a vertex on a lip contour. These are resampled with a sharper kernel (see
+    /// `FaceRenderer.render`): the lips move by fractions of a pixel, and bilinear sampling at a half-pixel
+    /// shift blurs their texture flat.
+    public let touchesLips: [Bool]
     /// Where the face sits in the crop.
     public let mouthCenter: Point2
     public let mouthWidth: Double
@@ -34,8 +38,14 @@ public struct FaceRig: Sendable {
     let headWeight: [Double]
     let eyes: [EyeRig]
     /// Vertices that move when the lips close or meet the teeth, with how much of the upper / lower lip's
-    /// travel each follows (inner lip contour 1, outer lip edge 0.6, skin around it less).
-    let lipGapWeights: [(Int, (upper: Double, lower: Double))]
+    /// travel each follows (inner lip contour 1, outer lip edge 0.6, the rings inside the lips between, skin
+    /// around less) and the vertex whose column's gap sets that travel: a lip's outer edge and rings take their
+    /// inner contour point's, so each lip moves as one strip (near the corners the gap under an outer point's
+    /// own x is smaller, and the lip stretched there).
+    let lipGapWeights: [(Int, (upper: Double, lower: Double), column: Int)]
+    /// Per inner lip contour point (not the corners): the ring landmarks inside the lip in its column, with how
+    /// deep each lies between the outer edge (0) and the inner one (1).
+    let lipRings: [Int: [(Int, Double)]]
     /// The photo's inner lip contours (crop pixels), left to right.
     let restUpperInner: [Point2]
     let restLowerInner: [Point2]
@@ -130,18 +140,40 @@ public struct FaceRig: Sendable {
             upper[i] = (1 - above) * (1 - vertical) * exp(-pow((p.x - mouth.x) / (0.6 * width), 2))
             lips[i] = exp(-(p - mouth).length / (0.45 * width))
         }
-        let lowerLip = Set(FaceIndex.lowerInnerLip + FaceIndex.lowerOuterLip)
-        let upperLip = Set(FaceIndex.upperInnerLip + FaceIndex.upperOuterLip)
+        // Each lip moves as one: its contours and the rings of landmarks inside it (moved as skin, a lower lip's
+        // rings followed the jaw a quarter of the way, and the lip between them stretched and folded).
+        let lowerLip = Set(FaceIndex.lowerInnerLip + FaceIndex.lowerOuterLip + FaceIndex.lowerLipRings.joined())
+        let upperLip = Set(FaceIndex.upperInnerLip + FaceIndex.upperOuterLip + FaceIndex.upperLipRings.joined())
         for i in lowerLip { jaw[i] = 1; upper[i] = 0 }
         for i in upperLip { upper[i] = 1; jaw[i] = 0 }
-        for i in FaceIndex.mouthCorners { jaw[i] = 0.5; upper[i] = 0.5 }
+        for i in FaceIndex.mouthCorners + FaceIndex.lipRingCorners { jaw[i] = 0.5; upper[i] = 0.5 }
         jawWeight = jaw
         upperLipWeight = upper
-        // Lip closure: the inner lips meet, their outer edges follow 0.6 of the way, nearby skin fades out.
+        // Lip closure: the inner lips meet, their outer edges follow 0.6 of the way, the rings inside the lips
+        // by where they lie between the two, nearby skin fades out.
         let innerUpper = Set(FaceIndex.upperInnerLip), innerLower = Set(FaceIndex.lowerInnerLip)
         let outerUpper = Set(FaceIndex.upperOuterLip), outerLower = Set(FaceIndex.lowerOuterLip)
-        var gapWeights: [(Int, (upper: Double, lower: Double))] = []
-        for i in 0..<landmarkCount where !FaceIndex.mouthCorners.contains(i) {
+        var ringDepth: [Int: Double] = [:], ringsOf: [Int: [(Int, Double)]] = [:]
+        for (rings, outer, inner) in [(FaceIndex.upperLipRings, FaceIndex.upperOuterLip, FaceIndex.upperInnerLip),
+                                      (FaceIndex.lowerLipRings, FaceIndex.lowerOuterLip, FaceIndex.lowerInnerLip)] {
+            for (r, ring) in rings.enumerated() {
+                for (k, i) in ring.enumerated() {
+                    let thickness = points[inner[k]].y - points[outer[k]].y
+                    let measured = (points[i].y - points[outer[k]].y) / thickness
+                    ringDepth[i] = abs(thickness) > 0.5 ? min(max(measured, 0), 1) : Double(r + 1) / 3
+                    if !FaceIndex.mouthCorners.contains(inner[k]) { ringsOf[inner[k], default: []].append((i, ringDepth[i]!)) }
+                }
+            }
+        }
+        var column: [Int: Int] = [:]
+        for (inner, others) in [(FaceIndex.upperInnerLip, [FaceIndex.upperOuterLip] + FaceIndex.upperLipRings),
+                                (FaceIndex.lowerInnerLip, [FaceIndex.lowerOuterLip] + FaceIndex.lowerLipRings)] {
+            for contour in others {
+                for (k, i) in contour.enumerated() { column[i] = inner[k] }
+            }
+        }
+        var gapWeights: [(Int, (upper: Double, lower: Double), column: Int)] = []
+        for i in 0..<landmarkCount where !FaceIndex.mouthCorners.contains(i) && !FaceIndex.lipRingCorners.contains(i) {
             let p = points[i]
             let near = exp(-pow((p - mouth).length / (0.55 * width), 2))
             let u: Double, l: Double
@@ -149,11 +181,13 @@ public struct FaceRig: Sendable {
             else if innerLower.contains(i) { (u, l) = (0, 1) }
             else if outerUpper.contains(i) { (u, l) = (0.6, 0) }
             else if outerLower.contains(i) { (u, l) = (0, 0.6) }
+            else if let depth = ringDepth[i] { (u, l) = upperLip.contains(i) ? (0.6 + 0.4 * depth, 0) : (0, 0.6 + 0.4 * depth) }
             else if p.y < mouth.y { (u, l) = (0.35 * near, 0) }
             else { (u, l) = (0, 0.35 * near) }
-            if u > 0.01 || l > 0.01 { gapWeights.append((i, (u, l))) }
+            if u > 0.01 || l > 0.01 { gapWeights.append((i, (u, l), column[i] ?? i)) }
         }
         lipGapWeights = gapWeights
+        lipRings = ringsOf
         restUpperInner = FaceIndex.upperInnerLip.map { points[$0] }
         restLowerInner = FaceIndex.lowerInnerLip.map { points[$0] }
         lipRegionWeight = lips
@@ -173,6 +207,9 @@ public struct FaceRig: Sendable {
         }
         triangles = mesh.filter { !isInterior($0) }
         interiorTriangles = mesh.filter(isInterior)
+        let lipVertices = Set(FaceIndex.upperInnerLip + FaceIndex.lowerInnerLip + FaceIndex.upperOuterLip + FaceIndex.lowerOuterLip
+                                  + FaceIndex.upperLipRings.joined() + FaceIndex.lowerLipRings.joined())
+        touchesLips = triangles.map { lipVertices.contains($0.a) || lipVertices.contains($0.b) || lipVertices.contains($0.c) }
     }
 
     /// The photo's gap between the inner lips at column `x` (0 outside the mouth).

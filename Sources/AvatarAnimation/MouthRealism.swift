@@ -112,9 +112,9 @@ public struct MouthRealism: Sendable, Equatable {
         return (0..<(size * size)).map { FaceRig.contains(inner, Point2(Double($0 % size), Double($0 / size))) }
     }
 
-    /// The largest flat region of the interior (as `flatShare` measures it): indices of its pixels in the frame
-    /// (y × width + x).
-    public static func flatRegion(_ image: RGBImage, points: [Point2]) -> [Int] {
+    /// The largest flat region of the interior (as `flatShare` measures it), or of lips and interior
+    /// (`withLips`, as `flatShareWithLips`): indices of its pixels in the frame (y × width + x).
+    public static func flatRegion(_ image: RGBImage, points: [Point2], withLips: Bool = false) -> [Int] {
         let outer = (FaceIndex.upperOuterLip + FaceIndex.lowerOuterLip.reversed()).map { points[$0] }
         let inner = (FaceIndex.upperInnerLip + FaceIndex.lowerInnerLip.reversed()).map { points[$0] }
         let size = image.width
@@ -124,7 +124,7 @@ public struct MouthRealism: Sendable, Equatable {
         let w = maxX - minX + 1, h = maxY - minY + 1
         var luma = [Double](repeating: .nan, count: w * h)
         for y in minY...maxY {
-            for x in minX...maxX where FaceRig.contains(inner, Point2(Double(x), Double(y))) {
+            for x in minX...maxX where FaceRig.contains(withLips ? outer : inner, Point2(Double(x), Double(y))) {
                 let i = (y * size + x) * 3
                 luma[(y - minY) * w + (x - minX)] = 0.299 * Double(image.pixels[i]) + 0.587 * Double(image.pixels[i + 1]) + 0.114 * Double(image.pixels[i + 2])
             }
@@ -231,8 +231,10 @@ public struct MouthRealismSummary: Sendable {
     public var flatMedian: Double
     /// Frames whose flat region is over the target (1 % of the box).
     public var flatOverTarget: Int
-    /// Worst flat region over lips and interior (`MouthRealism.flatShareWithLips`).
+    /// Worst flat region over lips and interior (`MouthRealism.flatShareWithLips`), and its clip frame.
     public var flatWithLipsWorst: Double
+    public var flatWithLipsWorstFrame: Int
+    public var flatWithLipsMedian: Double
     public var whiteWorst: Double
     public var whiteMean: Double
     /// Over the frames with an interior of at least 20 pixels.
@@ -275,6 +277,8 @@ public struct MouthRealismSummary: Sendable {
         return MouthRealismSummary(frames: flat.count, flatWorst: flat.max() ?? 0, flatWorstFrame: worst, flatMedian: flat.sorted().dropFirst(flat.count / 2).first ?? 0,
                                    flatOverTarget: flat.filter { $0 > 0.01 }.count,
                                    flatWithLipsWorst: withLips.max() ?? 0,
+                                   flatWithLipsWorstFrame: withLips.indices.max { withLips[$0] < withLips[$1] }.map { indices[$0] } ?? 0,
+                                   flatWithLipsMedian: withLips.sorted().dropFirst(withLips.count / 2).first ?? 0,
                                    whiteWorst: white.max() ?? 0, whiteMean: white.reduce(0, +) / n,
                                    hueMean: hue.isEmpty ? 0 : hue.reduce(0, +) / Double(hue.count), hueWorst: hue.max() ?? 0, hueFrames: hue.count,
                                    frameIndices: indices, intendedOpening: intended)

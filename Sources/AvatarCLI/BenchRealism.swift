@@ -71,7 +71,7 @@ struct BenchRealism: AsyncParsableCommand {
         let speechTimings = try timings.map { try JSONDecoder().decode(SpeechTimings.self, from: Data(contentsOf: URL(fileURLWithPath: $0))) }
         let track = MouthTrack(timings: speechTimings, audio: sound)
         print("clip: \(speech) (\(String(format: "%.1f", sound.duration)) s, \(speechTimings == nil ? "audio lip sync" : "phoneme timings"))")
-        print("photo | speaking frames | flat region in the interior worst / median (% of mouth box) | with the lips worst (%) | near-white worst / mean (%) | hue distance mean / worst (°) | MediaPipe face found | opening r")
+        print("photo | speaking frames | flat region in the interior worst / median (% of mouth box) | with the lips worst / median (%) | near-white worst / mean (%) | hue distance mean / worst (°) | MediaPipe face found | opening r")
         var rows: [[RGBImage]] = []
         for (index, path) in paths.enumerated() {
             let name = (path as NSString).lastPathComponent
@@ -126,7 +126,8 @@ struct BenchRealism: AsyncParsableCommand {
                 mediapipe = String(format: "%d/%d (%.1f %%) | %.2f", measured.count, jpegs.count, 100 * Double(measured.count) / Double(max(jpegs.count, 1)),
                                    Self.pearson(measured, intended))
             }
-            print(String(format: "%@ | %d | %.2f / %.2f | %.2f | %.2f / %.3f | %.1f / %.1f (%d frames) | %@", name, summary.frames, 100 * summary.flatWorst, 100 * summary.flatMedian, 100 * summary.flatWithLipsWorst,
+            print(String(format: "%@ | %d | %.2f / %.2f | %.2f / %.2f | %.2f / %.3f | %.1f / %.1f (%d frames) | %@", name, summary.frames, 100 * summary.flatWorst, 100 * summary.flatMedian,
+                         100 * summary.flatWithLipsWorst, 100 * summary.flatWithLipsMedian,
                          100 * summary.whiteWorst, 100 * summary.whiteMean, summary.hueMean, summary.hueWorst, summary.hueFrames, mediapipe))
             print(String(format: "  %@: %d of %d frames have a flat region over 1 %% of the box", name, summary.flatOverTarget, summary.frames))
             if drawnOnly {
@@ -174,6 +175,25 @@ struct BenchRealism: AsyncParsableCommand {
                 }
                 for i in region { (sources.pixels[3 * i], sources.pixels[3 * i + 1], sources.pixels[3 * i + 2]) = sourced[i] ? (255, 255, 0) : (0, 255, 0) }
                 try await sources.write(to: stem + "-sources.png")
+            }
+            if let framesDir {
+                // The frame with the worst flat region over lips and interior (a smooth photo's lips, stretched).
+                let expression = ExpressionTrack(duration: Double(track.shapes.count) / track.fps, emotion: .neutral, intensity: 0)
+                let worst = MouthRealismSummary.pose(summary.flatWithLipsWorstFrame, expression: expression, track: track)
+                let points = renderer.deform(worst)
+                let rendered = renderer.render(worst)
+                let region = MouthRealism.flatRegion(rendered, points: points, withLips: true)
+                let interior = MouthRealism.interiorMask(points: points)
+                if !region.isEmpty {
+                    let lumas = region.map { 0.299 * Double(rendered.pixels[3 * $0]) + 0.587 * Double(rendered.pixels[3 * $0 + 1]) + 0.114 * Double(rendered.pixels[3 * $0 + 2]) }
+                    let xs = region.map { $0 % FaceRig.size }, ys = region.map { $0 / FaceRig.size }
+                    print(String(format: "  %@: worst flat region with the lips: frame %d, %d px at x %d–%d, y %d–%d, luminance %.0f–%.0f; %d px on the lips, %d in the interior",
+                                 name, summary.flatWithLipsWorstFrame, region.count, xs.min()!, xs.max()!, ys.min()!, ys.max()!, lumas.min()!, lumas.max()!,
+                                 region.filter { !interior[$0] }.count, region.filter { interior[$0] }.count))
+                }
+                var marked = rendered
+                for i in region { (marked.pixels[3 * i], marked.pixels[3 * i + 1], marked.pixels[3 * i + 2]) = (0, 255, 0) }
+                try await marked.write(to: framesDir + "/" + ((name as NSString).deletingPathExtension) + "-worst-flat-lips-\(summary.flatWithLipsWorstFrame).png")
             }
             if sheet != nil || framesDir != nil { rows.append(try await sheetRow(renderer, name: name)) }
         }

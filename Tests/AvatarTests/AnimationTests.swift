@@ -333,6 +333,92 @@ struct MouthRealismTests {
         for i in upper + lower { #expect(rest[i] == obama.points[i]) }
     }
 
+    /// The lower lip's pixels (inside its outer and inner contours, their 4 neighbours too) for `points`.
+    static func lowerLip(_ points: [Point2]) -> [(Int, Int)] {
+        let outer = [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291], inner = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
+        let polygon = (outer + inner.reversed()).map { points[$0] }
+        var pixels: [(Int, Int)] = []
+        for y in Int(polygon.map(\.y).min()!)...Int(polygon.map(\.y).max()!) {
+            for x in Int(polygon.map(\.x).min()!)...Int(polygon.map(\.x).max()!)
+            where [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)].allSatisfy({ Self.inside(polygon, Double(x + $0.0), Double(y + $0.1)) }) {
+                pixels.append((x, y))
+            }
+        }
+        return pixels
+    }
+
+    /// Mean absolute Laplacian of luminance over `pixels`: the texture a resampling blurs away.
+    static func texture(_ image: RGBImage, _ pixels: [(Int, Int)]) -> Double {
+        func luma(_ x: Int, _ y: Int) -> Double {
+            let i = (y * image.width + x) * 3
+            return 0.299 * Double(image.pixels[i]) + 0.587 * Double(image.pixels[i + 1]) + 0.114 * Double(image.pixels[i + 2])
+        }
+        let sum = pixels.reduce(0.0) { total, p in
+            let (x, y) = p
+            return total + abs(4 * luma(x, y) - luma(x - 1, y) - luma(x + 1, y) - luma(x, y - 1) - luma(x, y + 1))
+        }
+        return sum / Double(max(pixels.count, 1))
+    }
+
+    @Test("Each lip moves as one: the landmarks inside a lip keep their place between its contours as the jaw opens, the lips close or meet the teeth",
+          arguments: ["biden", "obama", "astronaut"])
+    func lipsMoveAsOne(_ name: String) async throws {
+        let rig = try await Self.rig(name)
+        let renderer = FaceRenderer(rig: rig)
+        // MediaPipe's rings inside each lip (a third and two thirds of the way in), column by column with the contours.
+        let lips: [(outer: [Int], rings: [[Int]], inner: [Int])] = [
+            ([61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291],
+             [[76, 184, 74, 73, 72, 11, 302, 303, 304, 408, 306], [62, 183, 42, 41, 38, 12, 268, 271, 272, 407, 292]],
+             [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308]),
+            ([61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291],
+             [[76, 77, 90, 180, 85, 16, 315, 404, 320, 307, 306], [62, 96, 89, 179, 86, 15, 316, 403, 319, 325, 292]],
+             [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]),
+        ]
+        func depth(_ points: [Point2], _ lip: (outer: [Int], rings: [[Int]], inner: [Int]), _ ring: Int, _ k: Int) -> Double? {
+            let thickness = points[lip.inner[k]].y - points[lip.outer[k]].y
+            guard abs(thickness) > 1 else { return nil }
+            return (points[lip.rings[ring][k]].y - points[lip.outer[k]].y) / thickness
+        }
+        var open = FacePose(), m = FacePose(), f = FacePose(), wide = FacePose()
+        open.jawOpen = 0.8
+        m.lipClose = 1
+        f.lipToTeeth = 1
+        wide.jawOpen = 0.5
+        wide.lipWidth = 1
+        for (label, pose) in [("open", open), ("m", m), ("f", f), ("wide", wide)] {
+            let moved = renderer.deform(pose)
+            var worst = 0.0
+            for lip in lips {
+                for ring in 0..<2 {
+                    for k in 1..<(lip.inner.count - 1) {
+                        guard let before = depth(rig.points, lip, ring, k), let after = depth(moved, lip, ring, k) else { continue }
+                        worst = max(worst, abs(after - before))
+                    }
+                }
+            }
+            // Before the rings moved with their lip, the lower lip's rings followed the jaw a quarter of the way:
+            // at "open" they sat above the lip's moved inner edge (depth off by more than 1).
+            #expect(worst < 0.15, "\(name) \(label): a landmark inside a lip moved \(worst) of the lip's thickness from its place")
+        }
+    }
+
+    @Test("The lips keep their texture as the mouth opens: the lower lip of a closed-mouth portrait is not blurred flat",
+          arguments: ["biden", "grace_hopper"])
+    func lipsKeepTheirTexture(_ name: String) async throws {
+        let rig = try await Self.rig(name)
+        let renderer = FaceRenderer(rig: rig)
+        let rest = Self.texture(renderer.render(FacePose()), Self.lowerLip(renderer.deform(FacePose())))
+        var ratios: [String] = []
+        for jaw in [0.15, 0.35, 0.6] {
+            var pose = FacePose()
+            pose.jawOpen = jaw
+            let moved = Self.texture(renderer.render(pose), Self.lowerLip(renderer.deform(pose)))
+            ratios.append(String(format: "%.2f", moved / rest))
+            #expect(moved >= 0.8 * rest, "\(name) at jaw \(jaw): the lower lip's texture fell to \(moved / rest) of the photo's")
+        }
+        print("\(name): lower lip texture against the photo's at jaw 0.15 / 0.35 / 0.6: \(ratios.joined(separator: " / "))")
+    }
+
     @Test("Every pixel of a frame is drawn anew: the mouth's anti-aliased edge never shows what the frame held before",
           arguments: ["biden", "obama", "astronaut"])
     func nothingOfThePreviousFrame(_ name: String) async throws {
