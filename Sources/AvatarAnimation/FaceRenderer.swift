@@ -30,6 +30,11 @@ public struct FacePose: Sendable, Equatable {
 /// CPU renderer: moves the rig's vertices for a pose, warps the photo piecewise-affinely, and paints the
 /// mouth interior (`MouthPainter.swift`: the photo's own teeth or drawn ones, cavity, tongue).
 public struct FaceRenderer: Sendable {
+    /// Bumped when the renderer's output changes, so results cached by it (`avatar generate`'s exports, the
+    /// server's video jobs) are not served again. 6: the lips move as one and are resampled with Catmull–Rom
+    /// (and the mouth work of issue 15 before it, which did not bump it).
+    public static let version = 6
+
     public let rig: FaceRig
     /// Teeth, cavity and tongue colours and the grain, measured once from the photo.
     let palette: MouthPalette

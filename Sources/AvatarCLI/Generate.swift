@@ -33,9 +33,6 @@ struct Generate: AsyncParsableCommand {
     @Option(help: "builtin (default: real-time, CPU) or sadtalker (a SadTalker you installed; GPU, slow; AVATAR_SADTALKER_DIR).")
     var engine = "builtin"
 
-    /// Bumped when the renderer's output changes, so old cached results are not served.
-    static let renderVersion = 5
-
     func validate() throws {
         guard (0...1).contains(intensity) else { throw ValidationError("--intensity must be from 0 to 1") }
         guard ["builtin", "sadtalker"].contains(engine) else { throw ValidationError("--engine must be builtin or sadtalker") }
@@ -52,7 +49,7 @@ struct Generate: AsyncParsableCommand {
         let audioData = try Data(contentsOf: URL(fileURLWithPath: audio))
         let timingsData = try timings.map { try Data(contentsOf: URL(fileURLWithPath: $0)) }
         let key = [ContentHash.of(photoData), ContentHash.of(audioData),
-                   ContentHash.of("\(engine)|\(emotion.rawValue)|\(intensity)|\(Self.renderVersion)|\(timingsData.map(ContentHash.of) ?? "")")].joined(separator: "-")
+                   ContentHash.of("\(engine)|\(emotion.rawValue)|\(intensity)|\(FaceRenderer.version)|\(timingsData.map(ContentHash.of) ?? "")")].joined(separator: "-")
         let cached = settings.dataDir + "/exports/\(key).mp4"
         if !noCache, FileManager.default.fileExists(atPath: cached) {
             try? FileManager.default.removeItem(atPath: output)

@@ -74,8 +74,6 @@ public final class JobQueue: Service, Sendable {
     /// Set on graceful shutdown: a running render stops and its job goes back to the queue.
     let stopping = Mutex<Bool>(false)
     let logger: Logger
-    /// Bumped when the renderer's output changes, so cached results are not reused (as `avatar generate`).
-    static let renderVersion = 5
     static let maxAttempts = 3
     /// How long after its creation a job waits for an engine that is down, before it fails.
     static let retryWindow: TimeInterval = 900
@@ -300,7 +298,7 @@ public final class JobQueue: Service, Sendable {
     /// The cache key of a request: same photo, audio (or text + voice), emotion and engine → same video.
     static func cacheKey(photoSHA: String, input: VideoJobInput, voice: String?, audioSHA: String?) -> String {
         let parts = [photoSHA, audioSHA ?? "text:\(input.text ?? "")|voice:\(voice ?? "auto")", (Emotion.Label(name: input.emotion ?? "neutral") ?? .neutral).rawValue,
-                     String(format: "%.2f", input.intensity ?? 0.7), input.engine ?? "builtin", "r\(renderVersion)"]
+                     String(format: "%.2f", input.intensity ?? 0.7), input.engine ?? "builtin", "r\(FaceRenderer.version)"]
         return ContentHash.of(parts.joined(separator: "\u{1F}")) + "-" + String(parts.joined().count)
     }
 }
