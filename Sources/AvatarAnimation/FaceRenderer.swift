@@ -88,7 +88,9 @@ public struct FaceRenderer: Sendable {
             let close = min(max(pose.lipClose, 0), 1), teeth = min(max(pose.lipToTeeth, 0), 1) * (1 - close)
             for (i, weight, column) in rig.lipGapWeights {
                 let restGap = rig.lipGap(atX: rig.points[column].x)
-                let gap = restGap + (restGap > 0 ? pose.jawOpen * 0.27 * w : 0)
+                // The jaw's share of the gap in this column (it tapers towards the corners; see `FaceRig`).
+                let parted = column == i ? 1 : abs(rig.jawWeight[column] - rig.upperLipWeight[column])
+                let gap = restGap + (restGap > 0 ? pose.jawOpen * 0.27 * w * parted : 0)
                 // They meet in the middle: pushed past it, the lips' triangles folded over each other and drew a
                 // serrated seam (the photo's lip line in zigzags).
                 points[i].y += close * 0.5 * gap * (weight.upper - weight.lower)

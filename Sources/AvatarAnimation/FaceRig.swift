@@ -144,9 +144,24 @@ public struct FaceRig: Sendable {
         // rings followed the jaw a quarter of the way, and the lip between them stretched and folded).
         let lowerLip = Set(FaceIndex.lowerInnerLip + FaceIndex.lowerOuterLip + FaceIndex.lowerLipRings.joined())
         let upperLip = Set(FaceIndex.upperInnerLip + FaceIndex.upperOuterLip + FaceIndex.upperLipRings.joined())
-        for i in lowerLip { jaw[i] = 1; upper[i] = 0 }
-        for i in upperLip { upper[i] = 1; jaw[i] = 0 }
-        for i in FaceIndex.mouthCorners + FaceIndex.lipRingCorners { jaw[i] = 0.5; upper[i] = 0.5 }
+        // The opening tapers towards the corners: in column k of the contours the lips part by e = 1 − a⁴ of the
+        // jaw's travel (a: 0 in the middle of the inner mouth, 1 at its corners), and the rest of the column moves
+        // with the corners (half the jaw, half the lip's lift). With every lip point parting fully up to the
+        // corners' neighbours, wide-open mouths had straight vertical sides (a hexagon). An ellipse's profile
+        // ((1 − a²)^0.35…1) reads as a mouth too, but narrows the whole opening, and MediaPipe measured it less open.
+        let cornerLeft = points[FaceIndex.upperInnerLip.first!].x, cornerRight = points[FaceIndex.upperInnerLip.last!].x
+        for (k, column) in FaceIndex.upperInnerLip.enumerated() {
+            let across = abs(2 * (points[column].x - cornerLeft) / max(cornerRight - cornerLeft, 1) - 1)
+            let e = 1 - pow(min(across, 1), 4)
+            for contour in [FaceIndex.lowerInnerLip, FaceIndex.lowerOuterLip] + FaceIndex.lowerLipRings {
+                jaw[contour[k]] = 0.5 + 0.5 * e
+                upper[contour[k]] = 0.5 - 0.5 * e
+            }
+            for contour in [FaceIndex.upperInnerLip, FaceIndex.upperOuterLip] + FaceIndex.upperLipRings {
+                upper[contour[k]] = 0.5 + 0.5 * e
+                jaw[contour[k]] = 0.5 - 0.5 * e
+            }
+        }
         jawWeight = jaw
         upperLipWeight = upper
         // Lip closure: the inner lips meet, their outer edges follow 0.6 of the way, the rings inside the lips

@@ -293,10 +293,13 @@ struct MouthRealismTests {
     /// mouth's width and rounded teeth: biden 1.47 %, grace_hopper 0.63 %, obama 0.97 %; with only the tongue's
     /// tip showing through a small opening: biden 1.39 %. With a textured lip lining, crossed inner contours meeting
     /// and the mesh built in a fixed order (40843a4): biden 1.31 % (2 of 539 frames over 1 %), grace_hopper 0.51 %,
-    /// obama 0.97 %; the frames are now the same in every run.
+    /// obama 0.97 %; the frames are now the same in every run. With the lips moving as one and the opening tapering
+    /// towards the corners (session 11): biden 1.08 %, grace_hopper 0.54 %, obama 0.97 %; hue distance 11.4° / 7.4° /
+    /// 1.7° (the narrower corners hold less of the lips' red lining), so the hue limits are twice that, within the
+    /// issue's 25°.
     static let limits: [String: (flat: Double, white: Double, hue: Double)] = [
-        "biden": (0.026, 0.005, 18),
-        "grace_hopper": (0.01, 0.005, 8),
+        "biden": (0.026, 0.005, 23),
+        "grace_hopper": (0.01, 0.005, 15),
         "obama": (0.02, 0.005, 5),
     ]
 
