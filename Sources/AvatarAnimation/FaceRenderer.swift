@@ -31,8 +31,8 @@ public struct FacePose: Sendable, Equatable {
 /// mouth interior (`MouthPainter.swift`: the photo's own teeth or drawn ones, cavity, tongue).
 public struct FaceRenderer: Sendable {
     /// Bumped when the renderer's output changes, so results cached by it (`avatar generate`'s exports, the
-    /// server's video jobs) are not served again. 6: the lips move as one and are resampled with Catmull–Rom
-    /// (and the mouth work of issue 15 before it, which did not bump it).
+    /// server's video jobs) are not served again. 6: the lips move as one, are resampled with Catmull–Rom, and the
+    /// opening tapers to its corners (and the mouth work of issue 15 before it, which did not bump it).
     public static let version = 6
 
     public let rig: FaceRig
@@ -219,9 +219,10 @@ public struct FaceRenderer: Sendable {
     /// Fills the destination triangle with the photo's source triangle: an affine map from destination
     /// to source pixels, walked scanline by scanline, bilinear sampling in fixed point.
     ///
-    /// `sharp` (the Catmull–Rom weights): Catmull–Rom (4×4 taps) instead of bilinear, for the lips: bilinear at a half-pixel shift averages
-    /// neighbours and halves the texture's variance per axis, so lips that move by fractions of a pixel soften as
-    /// they move; Catmull–Rom keeps most of it. Four times the taps, on a few percent of the frame.
+    /// `sharp` (the Catmull–Rom weights): Catmull–Rom (4×4 taps) instead of bilinear, for the lips. Bilinear at a
+    /// half-pixel shift averages neighbours and halves the texture's variance per axis, so lips that move by
+    /// fractions of a pixel soften as they move; Catmull–Rom keeps most of it, and at whole-pixel offsets copies
+    /// exactly. Four times the taps, on a few percent of the frame.
     private func warp(_ t: Triangle, _ dst: [Point2], _ src: [Point2], _ image: UnsafePointer<UInt8>, _ out: UnsafeMutablePointer<UInt8>,
                       sharp weights: UnsafePointer<(Int, Int, Int, Int)>? = nil) {
         let size = FaceRig.size

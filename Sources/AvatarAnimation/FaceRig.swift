@@ -17,7 +17,8 @@ public struct FaceRig: Sendable {
     /// painter's anti-aliased edge blends the drawn interior with the photo, never with what the frame held before
     /// (the previous frame, or black).
     public let interiorTriangles: [Triangle]
-    /// Per triangle of `triangles`: a vertex on a lip contour. These are resampled with a sharper kernel (see
+    /// Per triangle of `triangles`: a vertex on a lip (a contour or a ring inside it). These are resampled with a
+    /// sharper kernel (see
     /// `FaceRenderer.render`): the lips move by fractions of a pixel, and bilinear sampling at a half-pixel
     /// shift blurs their texture flat.
     public let touchesLips: [Bool]
@@ -175,8 +176,9 @@ public struct FaceRig: Sendable {
                 for (k, i) in ring.enumerated() {
                     let thickness = points[inner[k]].y - points[outer[k]].y
                     let measured = (points[i].y - points[outer[k]].y) / thickness
-                    ringDepth[i] = abs(thickness) > 0.5 ? min(max(measured, 0), 1) : Double(r + 1) / 3
-                    if !FaceIndex.mouthCorners.contains(inner[k]) { ringsOf[inner[k], default: []].append((i, ringDepth[i]!)) }
+                    let depth = abs(thickness) > 0.5 ? min(max(measured, 0), 1) : Double(r + 1) / 3
+                    ringDepth[i] = depth
+                    if !FaceIndex.mouthCorners.contains(inner[k]) { ringsOf[inner[k], default: []].append((i, depth)) }
                 }
             }
         }
@@ -212,7 +214,7 @@ public struct FaceRig: Sendable {
             EyeRig(upper: FaceIndex.leftEyeUpper, lower: FaceIndex.leftEyeLower, iris: FaceIndex.leftIris, brow: FaceIndex.leftBrow, points: points),
         ]
 
-        // The mesh, minus the triangles inside the inner lip contour (drawn as the mouth interior).
+        // The mesh: the triangles inside the inner lip contour apart (`interiorTriangles`, warped under the painter).
         let inner = Set(FaceIndex.upperInnerLip + FaceIndex.lowerInnerLip)
         let innerPolygon = (FaceIndex.upperInnerLip + FaceIndex.lowerInnerLip.reversed()).map { points[$0] }
         let mesh = Delaunay.triangulate(points)
